@@ -1,0 +1,25 @@
+"""spectralmix: FFT token mixers for Keras 3 (FFTNet, modReLU, FNet) on JAX, TensorFlow, PyTorch.
+
+`spectralmix.layers` holds the Keras layers; `spectralmix.reference` the framework-free Array API
+statement of the math. Submodules are imported on first use, so `import spectralmix` alone
+imports neither Keras nor any framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("backends", "layers", "ops", "reference")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *_SUBMODULES]

@@ -1,0 +1,9 @@
+"""Keras layers of spectralmix; each is serializable under the package name "spectralmix"."""
+
+from spectralmix.layers.adaptive_spectral_filter import AdaptiveSpectralFilter
+from spectralmix.layers.drop_path import DropPath
+from spectralmix.layers.fftnet_block import FFTNetBlock
+from spectralmix.layers.fourier_mixing import FourierMixing
+from spectralmix.layers.mod_relu import ModReLU
+
+__all__ = ["AdaptiveSpectralFilter", "DropPath", "FFTNetBlock", "FourierMixing", "ModReLU"]

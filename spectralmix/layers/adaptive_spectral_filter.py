@@ -1,0 +1,192 @@
+"""The FFTNet adaptive spectral filter: global token mixing in O(N log N)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from spectralmix import ops as spectral_ops
+from spectralmix.backends import get_backend
+from spectralmix.layers import _checks
+
+
+@keras.saving.register_keras_serializable(package="spectralmix")
+class AdaptiveSpectralFilter(keras.layers.Layer):
+    """FFTNet token mixer: an input-adaptive filter in the frequency domain of the tokens.
+
+    For `x` of shape `(B, N, D)` split into `H` heads of `d = D / H` channels, with
+    `K = N // 2 + 1` frequency bins (v1, the paper's form):
+
+    1. `F = rfft(x, axis=tokens, norm="ortho")`, per head;
+    2. `c = mean_tokens(x)` (over the real tokens when a mask is given);
+    3. `W = W_base + tanh(Dense_2(GELU(Dense_1(c))))`, one real value per (head, bin);
+       `W_base` starts at ones, `Dense_1: D → D`, `Dense_2: D → H·K`;
+    4. `Z = modReLU(F · W)` with a learnable bias per (head, bin), initialised to `-0.1`;
+    5. `y = irfft(Z, n=N, norm="ortho")`, heads merged back to `(B, N, D)`.
+
+    It returns the mixed tokens only: no residual, no normalisation, no dropout
+    (`FFTNetBlock` adds those). `variant="v2"` selects the authors' later form: the MLP emits a
+    scale `s` and a shift `t` per (head, bin),
+    `Z = GELU(|G|) · G / |G|` with `G = F · W_base · (1 + s) + b + t`.
+
+    Any length: the filter and bias are defined on the bins of `max_sequence_length` and
+    resampled to the input's length by linear interpolation over normalised frequency
+    (`spectralmix.ops.resample_spectrum`); at `max_sequence_length` they are used as they are.
+
+    Masks: padded tokens are zeroed before the FFT, the context is the mean of the real tokens
+    and padded outputs are zero, so what sits at padded positions never changes the outputs.
+
+    Mixed precision: the FFTs, the filter and its MLP run in float32 (the "spectral island") and
+    the result is cast back to the layer's compute dtype.
+
+    Args:
+        num_heads: number of heads `H`; must divide the channels.
+        max_sequence_length: the length `N` the filter is defined for. Defaults to the
+            sequence length of the first input the layer is built on.
+        adaptive: whether to modulate the filter by the MLP of the mean token. With `False`
+            the filter is the learned `W_base` alone (a global, input-independent filter).
+        variant: `"v1"` (the paper, default) or `"v2"` (the authors' later code).
+        kernel_initializer: initializer of the MLP kernels.
+        bias_initializer: initializer of the MLP biases.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Input shape:
+        `(batch, sequence_length, channels)`, floating point.
+
+    Output shape:
+        Same as the input.
+
+    Call arguments:
+        inputs: the token features.
+        mask: optional boolean `(batch, sequence_length)` padding mask (Keras passes it
+            automatically from an `Embedding(mask_zero=True)` or a `Masking` layer).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = AdaptiveSpectralFilter(num_heads=4)
+    >>> y = layer(np.random.rand(2, 16, 32).astype("float32"))
+    >>> tuple(y.shape)
+    (2, 16, 32)
+
+    Reference:
+        Fein-Ashley et al., "The FFT Strikes Back: An Efficient Alternative to
+        Self-Attention", arXiv:2502.18394.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        max_sequence_length=None,
+        adaptive=True,
+        variant="v1",
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = _checks.positive_int("num_heads", num_heads)
+        self.max_sequence_length = _checks.optional_positive_int(
+            "max_sequence_length", max_sequence_length
+        )
+        self.adaptive = _checks.boolean("adaptive", adaptive)
+        self.variant = _checks.choice("variant", variant, _checks.VARIANTS)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        shape = _checks.sequence_shape("AdaptiveSpectralFilter", input_shape, self.num_heads)
+        if self.max_sequence_length is None:
+            if shape[1] is None:
+                raise ValueError(
+                    "AdaptiveSpectralFilter needs `max_sequence_length` when the sequence "
+                    f"length is not known at build time. Received: input_shape={shape}"
+                )
+            self.max_sequence_length = int(shape[1])
+        channels = shape[-1]
+        num_bins = self.max_sequence_length // 2 + 1
+        island = _checks.island_dtype(self.dtype_policy)
+        # autocast=False: a mixed-precision call must see these float32, not bf16/fp16.
+        self.base_filter = self.add_weight(
+            name="base_filter",
+            shape=(self.num_heads, num_bins),
+            initializer="ones",
+            dtype=island,
+            autocast=False,
+        )
+        self.spectral_bias = self.add_weight(
+            name="spectral_bias",
+            shape=(self.num_heads, num_bins),
+            initializer=keras.initializers.Constant(-0.1),
+            dtype=island,
+            autocast=False,
+        )
+        if self.adaptive:
+            outputs_per_bin = 1 if self.variant == "v1" else 2
+            self.context_dense = keras.layers.Dense(
+                channels,
+                activation="gelu",
+                kernel_initializer=self.kernel_initializer,
+                bias_initializer=self.bias_initializer,
+                dtype=island,
+                name="context_dense",
+            )
+            self.context_dense.build((None, channels))
+            self.modulation_dense = keras.layers.Dense(
+                self.num_heads * num_bins * outputs_per_bin,
+                kernel_initializer=self.kernel_initializer,
+                bias_initializer=self.bias_initializer,
+                dtype=island,
+                name="modulation_dense",
+            )
+            self.modulation_dense.build((None, channels))
+
+    def _filter(self, x, mask):
+        """`(scale, shift)`, each `(B or 1, H, K_max)`, from the weights and the context."""
+        num_bins = self.max_sequence_length // 2 + 1
+        scale = ops.expand_dims(self.base_filter, 0)
+        shift = ops.expand_dims(self.spectral_bias, 0)
+        if not self.adaptive:
+            return scale, shift
+        context = spectral_ops.masked_mean_tokens(x, mask)
+        modulation = self.modulation_dense(self.context_dense(context))
+        if self.variant == "v1":
+            return scale + ops.tanh(ops.reshape(modulation, (-1, self.num_heads, num_bins))), shift
+        modulation = ops.reshape(modulation, (-1, self.num_heads, num_bins, 2))
+        return scale * (1.0 + modulation[..., 0]), shift + modulation[..., 1]
+
+    def call(self, inputs, mask=None):
+        _checks.floating_input("AdaptiveSpectralFilter", inputs)
+        x = ops.cast(inputs, _checks.island_dtype(self.dtype_policy))
+        length = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+        if mask is not None:
+            token_weight = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+            x = x * token_weight
+        scale, shift = self._filter(x, mask)
+        scale = spectral_ops.resample_spectrum(scale, length, self.max_sequence_length)
+        shift = spectral_ops.resample_spectrum(shift, length, self.max_sequence_length)
+        y = get_backend().spectral_filter(
+            x,
+            scale,
+            shift,
+            num_heads=self.num_heads,
+            activation="modrelu" if self.variant == "v1" else "gelu",
+        )
+        if mask is not None:
+            y = y * token_weight
+        return ops.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "max_sequence_length": self.max_sequence_length,
+            "adaptive": self.adaptive,
+            "variant": self.variant,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }

@@ -1,0 +1,67 @@
+"""FNet's parameter-free Fourier token mixing."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from spectralmix.backends import get_backend
+from spectralmix.layers import _checks
+
+
+@keras.saving.register_keras_serializable(package="spectralmix")
+class FourierMixing(keras.layers.Layer):
+    """FNet token mixing: the real part of the 2-D DFT over tokens and channels.
+
+    `y = Re(FFT_tokens(FFT_channels(x)))`, unnormalised as in the FNet paper. It has no
+    weights. The FFT runs in float32 under mixed precision and the result is cast back.
+
+    Masks: padded tokens are zeroed before the transform and padded outputs are zero, so what
+    sits at padded positions never changes the outputs (the outputs do depend on the padded
+    length, as for any FFT over a zero-padded sequence).
+
+    Args:
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Input shape:
+        `(batch, sequence_length, channels)`, floating point.
+
+    Output shape:
+        Same as the input.
+
+    Call arguments:
+        inputs: the token features.
+        mask: optional boolean `(batch, sequence_length)` padding mask.
+
+    Example:
+
+    >>> import numpy as np
+    >>> y = FourierMixing()(np.ones((1, 4, 2), "float32"))
+    >>> keras.ops.convert_to_numpy(y)[0].tolist()  # all energy in the DC bin
+    [[8.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+
+    Reference:
+        Lee-Thorp et al., "FNet: Mixing Tokens with Fourier Transforms", NAACL 2022,
+        arXiv:2105.03824.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        _checks.sequence_shape("FourierMixing", input_shape)
+
+    def call(self, inputs, mask=None):
+        _checks.floating_input("FourierMixing", inputs)
+        x = ops.cast(inputs, _checks.island_dtype(self.dtype_policy))
+        if mask is not None:
+            token_weight = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+            x = x * token_weight
+        y = get_backend().fourier_mixing(x)
+        if mask is not None:
+            y = y * token_weight
+        return ops.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)

@@ -1,0 +1,315 @@
+"""Framework-free reference implementation of the spectralmix math.
+
+Every formula the Keras layers implement is written here once, against the Python Array API
+standard through `array-api-compat`, so the same functions run on NumPy, PyTorch and JAX arrays.
+It is the oracle of the test suite and a readable statement of the math for researchers who do
+not use Keras. It imports no framework and no Keras; install its one dependency with
+`pip install spectralmix[reference]`.
+
+Shapes: `x` is `(batch, tokens, channels)` = `(B, N, D)`, `H` heads, `K = N // 2 + 1` bins.
+Weights follow Keras's layouts: a dense kernel is `(in, out)`; attention kernels are
+`(D, H, head_dim)` for query/key/value and `(H, head_dim, D)` for the output.
+
+Reference: Fein-Ashley et al., "The FFT Strikes Back: An Efficient Alternative to
+Self-Attention", arXiv:2502.18394 (v1). FNet: Lee-Thorp et al., arXiv:2105.03824.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from array_api_compat import array_namespace
+
+__all__ = [
+    "adaptive_spectral_filter",
+    "dense",
+    "erf",
+    "fftnet_block",
+    "fourier_mixing",
+    "gelu",
+    "gelu_magnitude",
+    "layer_norm",
+    "mod_relu",
+    "multi_head_attention",
+    "resample_spectrum",
+    "spectral_core",
+]
+
+Array = Any
+
+
+def erf(x: Array) -> Array:
+    """Error function (Abramowitz & Stegun 7.1.26; absolute error below 1.5e-7).
+
+    The Array API has no `erf`; this is accurate far beyond the float32 tolerances it serves.
+    """
+    xp = array_namespace(x)
+    p = 0.3275911
+    a1, a2, a3, a4, a5 = 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429
+    ax = xp.abs(x)
+    t = 1.0 / (1.0 + p * ax)
+    poly = ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t
+    return xp.sign(x) * (1.0 - poly * xp.exp(-ax * ax))
+
+
+def gelu(x: Array) -> Array:
+    """Exact (erf) GELU, as `keras.activations.gelu` and `torch.nn.GELU()` compute it."""
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def _safe_magnitude(re: Array, im: Array) -> tuple[Array, Array]:
+    """`(|z|, z != 0)` with no sqrt of zero, so gradients stay finite at the origin."""
+    xp = array_namespace(re, im)
+    sq = re * re + im * im
+    nonzero = sq > 0
+    mag = xp.sqrt(xp.where(nonzero, sq, xp.ones_like(sq)))
+    return mag, nonzero
+
+
+def _scale_by_magnitude(re: Array, im: Array, activated: Array, mag: Array, nonzero: Array):
+    xp = array_namespace(re, im)
+    scale = xp.where(nonzero, activated / mag, xp.zeros_like(mag))
+    return re * scale, im * scale
+
+
+def mod_relu(re: Array, im: Array, bias: Array) -> tuple[Array, Array]:
+    """Complex modReLU: `ReLU(|z| + b) * z / |z|`, and 0 where `z == 0`."""
+    xp = array_namespace(re, im)
+    mag, nonzero = _safe_magnitude(re, im)
+    activated = xp.maximum(mag + bias, xp.zeros_like(mag))
+    return _scale_by_magnitude(re, im, activated, mag, nonzero)
+
+
+def gelu_magnitude(re: Array, im: Array) -> tuple[Array, Array]:
+    """The later FFTNet activation: `GELU(|z|) * z / |z|`, and 0 where `z == 0`."""
+    mag, nonzero = _safe_magnitude(re, im)
+    return _scale_by_magnitude(re, im, gelu(mag), mag, nonzero)
+
+
+def resample_spectrum(values: Array, length: int, max_length: int) -> Array:
+    """Resample per-bin values defined for `max_length` tokens to `length` tokens.
+
+    Bin `k` of a length-`length` transform sits at normalised frequency `k / length`; it takes
+    the linear interpolation of `values` (last axis, bins `j / max_length`) at that frequency,
+    clamped to the last bin. Exact (the identity) when `length == max_length`.
+    """
+    xp = array_namespace(values)
+    num_max_bins = max_length // 2 + 1
+    if values.shape[-1] != num_max_bins:
+        raise ValueError(
+            f"`values` must have {num_max_bins} bins on its last axis for max_length="
+            f"{max_length}. Received: shape={tuple(values.shape)}"
+        )
+    num_bins = length // 2 + 1
+    index0, index1, weight = [], [], []
+    for k in range(num_bins):
+        lower, remainder = divmod(k * max_length, length)
+        if lower >= num_max_bins - 1:
+            index0.append(num_max_bins - 1)
+            index1.append(num_max_bins - 1)
+            weight.append(0.0)
+        else:
+            index0.append(lower)
+            index1.append(lower + 1)
+            weight.append(remainder / length)
+    device = getattr(values, "device", None)
+    i0 = xp.asarray(index0, device=device)
+    i1 = xp.asarray(index1, device=device)
+    w = xp.asarray(weight, dtype=values.dtype, device=device)
+    axis = values.ndim - 1
+    return xp.take(values, i0, axis=axis) * (1.0 - w) + xp.take(values, i1, axis=axis) * w
+
+
+def spectral_core(
+    x: Array, scale: Array, shift: Array, *, num_heads: int, activation: str = "modrelu"
+) -> Array:
+    """rfft (ortho, tokens) → per (head, bin) filter → complex activation → irfft.
+
+    `scale` and `shift` are `(B or 1, H, K)`. `activation="modrelu"`: `Z = modReLU(F * scale)`
+    with bias `shift`. `activation="gelu"`: `Z = GELU-magnitude(F * scale + shift)`.
+    """
+    xp = array_namespace(x)
+    batch, length, channels = x.shape
+    head_dim = channels // num_heads
+    xh = xp.reshape(x, (batch, length, num_heads, head_dim))
+    spectrum = xp.fft.rfft(xh, axis=1, norm="ortho")  # (B, K, H, d)
+    # (B, H, K) -> (B, K, H, 1) so the filter broadcasts over the head's channels.
+    scale = xp.permute_dims(scale, (0, 2, 1))[..., None]
+    shift = xp.permute_dims(shift, (0, 2, 1))[..., None]
+    re = xp.real(spectrum) * scale
+    im = xp.imag(spectrum) * scale
+    if activation == "modrelu":
+        re, im = mod_relu(re, im, shift)
+    elif activation == "gelu":
+        re, im = gelu_magnitude(re + shift, im)
+    else:
+        raise ValueError(f"Unknown activation: {activation!r}")
+    mixed = xp.fft.irfft(re + 1j * im, n=length, axis=1, norm="ortho")
+    return xp.reshape(mixed, (batch, length, channels))
+
+
+def dense(x: Array, kernel: Array, bias: Array | None = None) -> Array:
+    """`x @ kernel + bias` over the last axis."""
+    xp = array_namespace(x, kernel)
+    y = xp.matmul(x, kernel)
+    return y if bias is None else y + bias
+
+
+def _masked_mean_tokens(x: Array, mask: Array | None) -> Array:
+    xp = array_namespace(x)
+    if mask is None:
+        return xp.mean(x, axis=1)
+    m = xp.astype(mask, x.dtype)[..., None]
+    count = xp.maximum(xp.sum(m, axis=1), xp.ones_like(xp.sum(m, axis=1)))
+    return xp.sum(x * m, axis=1) / count
+
+
+def adaptive_spectral_filter(
+    x: Array,
+    *,
+    base_filter: Array,
+    bias: Array,
+    num_heads: int,
+    max_sequence_length: int,
+    context_kernel: Array | None = None,
+    context_bias: Array | None = None,
+    modulation_kernel: Array | None = None,
+    modulation_bias: Array | None = None,
+    variant: str = "v1",
+    mask: Array | None = None,
+) -> Array:
+    """The FFTNet token mixer (no residual, no normalisation).
+
+    v1 (the paper): `W = W_base + tanh(MLP(c))`, `Z = modReLU(rfft(x) * W; bias)`.
+    v2 (the authors' later code): the MLP emits `(s, t)` per (head, bin),
+    `Z = GELU-magnitude(rfft(x) * W_base * (1 + s) + bias + t)`.
+    `c` is the (masked) mean token; the MLP is `Dense(D) → GELU → Dense(H·K_max[·2])`.
+    Filter and bias are formed on `K_max` bins and resampled to the input's length.
+    """
+    xp = array_namespace(x)
+    batch, length, _ = x.shape
+    if mask is not None:
+        x = x * xp.astype(mask, x.dtype)[..., None]
+    num_max_bins = max_sequence_length // 2 + 1
+    scale = base_filter[None, ...]
+    shift = bias[None, ...]
+    if context_kernel is not None:
+        context = _masked_mean_tokens(x, mask)
+        hidden = gelu(dense(context, context_kernel, context_bias))
+        modulation = dense(hidden, modulation_kernel, modulation_bias)
+        if variant == "v1":
+            scale = scale + xp.tanh(xp.reshape(modulation, (batch, num_heads, num_max_bins)))
+        else:
+            modulation = xp.reshape(modulation, (batch, num_heads, num_max_bins, 2))
+            scale = scale * (1.0 + modulation[..., 0])
+            shift = shift + modulation[..., 1]
+    scale = resample_spectrum(scale, length, max_sequence_length)
+    shift = resample_spectrum(shift, length, max_sequence_length)
+    activation = "modrelu" if variant == "v1" else "gelu"
+    y = spectral_core(x, scale, shift, num_heads=num_heads, activation=activation)
+    if mask is not None:
+        y = y * xp.astype(mask, y.dtype)[..., None]
+    return y
+
+
+def fourier_mixing(x: Array, mask: Array | None = None) -> Array:
+    """FNet mixing: the real part of the 2-D DFT over tokens and channels (unnormalised)."""
+    xp = array_namespace(x)
+    if mask is not None:
+        x = x * xp.astype(mask, x.dtype)[..., None]
+    y = xp.real(xp.fft.fft(xp.fft.fft(x, axis=2), axis=1))
+    if mask is not None:
+        y = y * xp.astype(mask, y.dtype)[..., None]
+    return y
+
+
+def layer_norm(x: Array, gamma: Array, beta: Array, epsilon: float) -> Array:
+    """Layer normalisation over the last axis (biased variance, as Keras and PyTorch)."""
+    xp = array_namespace(x)
+    mean = xp.mean(x, axis=-1, keepdims=True)
+    var = xp.mean((x - mean) ** 2, axis=-1, keepdims=True)
+    return (x - mean) / xp.sqrt(var + epsilon) * gamma + beta
+
+
+def multi_head_attention(
+    x: Array, weights: dict[str, Array], *, num_heads: int, mask: Array | None = None
+) -> Array:
+    """Scaled dot-product self-attention with Keras `MultiHeadAttention`'s weight layout."""
+    xp = array_namespace(x)
+
+    def project(name: str) -> Array:  # (B, N, D) x (D, H, d) -> (B, H, N, d)
+        kernel = weights[f"{name}_kernel"]
+        dim, heads, head_dim = kernel.shape
+        y = xp.matmul(x, xp.reshape(kernel, (dim, heads * head_dim))) + xp.reshape(
+            weights[f"{name}_bias"], (heads * head_dim,)
+        )
+        y = xp.reshape(y, (x.shape[0], x.shape[1], heads, head_dim))
+        return xp.permute_dims(y, (0, 2, 1, 3))
+
+    q, k, v = project("query"), project("key"), project("value")
+    head_dim = q.shape[-1]
+    scores = xp.matmul(q, xp.permute_dims(k, (0, 1, 3, 2))) / math.sqrt(head_dim)
+    if mask is not None:
+        keep = xp.astype(mask, xp.bool)[:, None, None, :]
+        scores = xp.where(keep, scores, xp.full_like(scores, -1e9))
+    scores = scores - xp.max(scores, axis=-1, keepdims=True)
+    probs = xp.exp(scores)
+    probs = probs / xp.sum(probs, axis=-1, keepdims=True)
+    context = xp.permute_dims(xp.matmul(probs, v), (0, 2, 1, 3))  # (B, N, H, d)
+    out_kernel = weights["output_kernel"]
+    heads, head_dim, dim = out_kernel.shape
+    context = xp.reshape(context, (x.shape[0], x.shape[1], heads * head_dim))
+    return (
+        xp.matmul(context, xp.reshape(out_kernel, (heads * head_dim, dim))) + weights["output_bias"]
+    )
+
+
+def fftnet_block(
+    x: Array,
+    params: dict[str, Any],
+    *,
+    num_heads: int,
+    token_mixer: str = "fftnet",
+    variant: str = "v1",
+    max_sequence_length: int | None = None,
+    epsilon: float = 1e-5,
+    mask: Array | None = None,
+) -> Array:
+    """One FFTNet block at inference (dropout and drop path off).
+
+    v1 (post-norm, the paper): `h = LN1(x + mixer(x))`, `out = h + MLP(LN2(h))`.
+    v2 (pre-norm): `h = x + mixer(LN1(x))`, `out = h + MLP(LN2(h))`.
+    `params` holds `norm1`, `norm2` (gamma, beta), `mlp` (two dense (kernel, bias) pairs) and
+    `mixer` (keyword weights of the chosen mixer). Padded outputs are zero.
+    """
+    xp = array_namespace(x)
+
+    def mix(inputs: Array) -> Array:
+        if token_mixer == "fftnet":
+            return adaptive_spectral_filter(
+                inputs,
+                num_heads=num_heads,
+                max_sequence_length=max_sequence_length or inputs.shape[1],
+                variant=variant,
+                mask=mask,
+                **params["mixer"],
+            )
+        if token_mixer == "fnet":
+            return fourier_mixing(inputs, mask=mask)
+        return multi_head_attention(inputs, params["mixer"], num_heads=num_heads, mask=mask)
+
+    def mlp(inputs: Array) -> Array:
+        (k1, b1), (k2, b2) = params["mlp"]
+        return dense(gelu(dense(inputs, k1, b1)), k2, b2)
+
+    if mask is not None:
+        x = x * xp.astype(mask, x.dtype)[..., None]
+    if variant == "v1":
+        h = layer_norm(x + mix(x), *params["norm1"], epsilon)
+    else:
+        h = x + mix(layer_norm(x, *params["norm1"], epsilon))
+    out = h + mlp(layer_norm(h, *params["norm2"], epsilon))
+    if mask is not None:
+        out = out * xp.astype(mask, out.dtype)[..., None]
+    return out
