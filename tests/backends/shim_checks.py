@@ -1,0 +1,104 @@
+"""Checks every spectral core passes, run once per framework by the `test_<framework>.py`
+files: agreement with the float64 oracle, gradients against finite differences, finite
+gradients at z = 0, and compiled execution equal to eager."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spectralmix import reference as R
+from tests.helpers import finite_difference_grads, grad_of
+from tests.tolerances import TOLERANCES
+
+F32, F32_GRAD = TOLERANCES["float32_op"], TOLERANCES["float32_grad"]
+
+
+def _close(actual, expected, tol):
+    actual = np.asarray(actual, dtype=np.float64)
+    atol = tol * max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=atol)
+
+
+class ShimChecks:
+    """Subclasses set `shim` (the module), `framework` and `to_numpy`/`to_tensor`/`jit`."""
+
+    shim = None
+    framework = ""
+
+    def to_tensor(self, a):
+        raise NotImplementedError
+
+    def to_numpy(self, t):
+        raise NotImplementedError
+
+    def jit(self, fn):
+        raise NotImplementedError
+
+    def _inputs(self, rng, length=12, batch_scale=True, dtype="float32"):
+        k = length // 2 + 1
+        x = rng.standard_normal((2, length, 8))
+        scale = 1 + 0.5 * rng.standard_normal((2 if batch_scale else 1, 4, k))
+        shift = -0.1 + 0.3 * rng.standard_normal((1, 4, k))
+        return [a.astype(dtype) for a in (x, scale, shift)]
+
+    def _filter(self, activation):
+        shim = self.shim
+
+        def fn(x, scale, shift):
+            return shim.spectral_filter(x, scale, shift, num_heads=4, activation=activation)
+
+        return fn
+
+    @pytest.mark.parametrize("activation", ["modrelu", "gelu"])
+    @pytest.mark.parametrize("length", [12, 13])
+    @pytest.mark.parametrize("batch_scale", [True, False])
+    def test_spectral_filter_matches_oracle(self, rng, activation, length, batch_scale):
+        args = self._inputs(rng, length, batch_scale)
+        expected = R.spectral_core(
+            *[a.astype(np.float64) for a in args], num_heads=4, activation=activation
+        )
+        actual = self._filter(activation)(*[self.to_tensor(a) for a in args])
+        _close(self.to_numpy(actual), expected, F32)
+
+    def test_fourier_mixing_matches_oracle(self, rng):
+        x = rng.standard_normal((2, 9, 6))
+        actual = self.to_numpy(self.shim.fourier_mixing(self.to_tensor(x.astype("float32"))))
+        _close(actual, R.fourier_mixing(x), F32)
+
+    @pytest.mark.parametrize("activation", ["modrelu", "gelu"])
+    def test_gradients_match_finite_differences(self, rng, activation):
+        args = self._inputs(rng, length=7)
+        cotangent = rng.standard_normal((2, 7, 8))
+
+        def oracle(x, scale, shift):
+            return R.spectral_core(x, scale, shift, num_heads=4, activation=activation)
+
+        expected = finite_difference_grads(oracle, args, cotangent)
+        actual = grad_of(self._filter(activation), args, cotangent, self.framework)
+        for a, e in zip(actual, expected):
+            _close(a, e, F32_GRAD)
+
+    @pytest.mark.parametrize("activation", ["modrelu", "gelu"])
+    def test_values_and_gradients_finite_at_zero(self, rng, activation):
+        x, scale, shift = self._inputs(rng, length=8)
+        x = np.zeros_like(x)
+        if activation == "gelu":
+            shift = np.zeros_like(shift)  # G = F * scale + shift must be 0 everywhere
+        cotangent = rng.standard_normal(x.shape)
+        y = self.to_numpy(self._filter(activation)(*map(self.to_tensor, (x, scale, shift))))
+        np.testing.assert_array_equal(y, 0.0)
+        for g in grad_of(self._filter(activation), [x, scale, shift], cotangent, self.framework):
+            assert np.isfinite(g).all()
+
+    def test_compiled_matches_eager(self, rng):
+        args = [self.to_tensor(a) for a in self._inputs(rng, length=16)]
+        fn = self._filter("modrelu")
+        _close(self.to_numpy(self.jit(fn)(*args)), self.to_numpy(fn(*args)), F32)
+
+    def test_float64_inputs_stay_float64(self, rng):
+        args = self._inputs(rng, length=10, dtype="float64")
+        out = self.to_numpy(self._filter("modrelu")(*map(self.to_tensor, args)))
+        assert out.dtype == np.float64
+        expected = R.spectral_core(*args, num_heads=4)
+        _close(out, expected, TOLERANCES["float64"])

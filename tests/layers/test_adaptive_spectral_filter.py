@@ -1,0 +1,187 @@
+import keras
+import numpy as np
+import pytest
+
+from spectralmix import reference as R
+from spectralmix.layers import AdaptiveSpectralFilter
+from tests.helpers import (
+    BACKEND,
+    assert_close,
+    finite_difference_grads,
+    run_layer_test,
+    spectral_filter_weights,
+    to_numpy,
+    value_and_grads,
+    weights_by_name,
+)
+
+ORACLE_KEYS = {
+    "base_filter": "base_filter",
+    "spectral_bias": "bias",
+    "context_dense/kernel": "context_kernel",
+    "context_dense/bias": "context_bias",
+    "modulation_dense/kernel": "modulation_kernel",
+    "modulation_dense/bias": "modulation_bias",
+}
+
+
+def _built_layer(rng, channels=8, heads=2, max_length=12, **kwargs):
+    layer = AdaptiveSpectralFilter(heads, max_sequence_length=max_length, **kwargs)
+    layer.build((None, None, channels))
+    # Move every weight off its initial value so the test sees each one act.
+    for v in layer.weights:
+        v.assign(to_numpy(v) + 0.3 * rng.standard_normal(v.shape).astype("float32"))
+    return layer
+
+
+def _oracle(layer, x, mask=None):
+    return R.adaptive_spectral_filter(
+        x.astype(np.float64),
+        num_heads=layer.num_heads,
+        max_sequence_length=layer.max_sequence_length,
+        variant=layer.variant,
+        mask=mask,
+        **spectral_filter_weights(weights_by_name(layer)),
+    )
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+@pytest.mark.parametrize("adaptive", [True, False])
+@pytest.mark.parametrize("length", [12, 7, 13, 30])
+def test_matches_oracle_at_any_length(rng, variant, adaptive, length):
+    layer = _built_layer(rng, variant=variant, adaptive=adaptive)
+    x = rng.standard_normal((3, length, 8)).astype("float32")
+    assert_close(layer(x), _oracle(layer, x))
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_gradients_match_finite_differences(rng, variant):
+    layer = _built_layer(rng, channels=4, heads=2, max_length=6, variant=variant)
+    x = rng.standard_normal((2, 6, 4))
+    cotangent = rng.standard_normal((2, 6, 4))
+    names = [v.path[len(layer.path) + 1 :] for v in layer.trainable_weights]
+    weights = [np.asarray(to_numpy(v), np.float64) for v in layer.trainable_weights]
+
+    def oracle(x, *ws):
+        kwargs = {ORACLE_KEYS[n]: w for n, w in zip(names, ws)}
+        return R.adaptive_spectral_filter(
+            x, num_heads=2, max_sequence_length=6, variant=variant, **kwargs
+        )
+
+    expected = finite_difference_grads(oracle, [x, *weights], cotangent)
+    y, gx, gw = value_and_grads(layer, x, cotangent)
+    assert_close(y, oracle(x, *weights))
+    for actual, want in zip([gx, *gw], expected):
+        assert_close(actual, want, "float32_grad", scale=True)
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_mask_padded_content_never_reaches_real_outputs(rng, variant):
+    layer = _built_layer(rng, variant=variant)
+    x = rng.standard_normal((2, 12, 8)).astype("float32")
+    mask = np.ones((2, 12), bool)
+    mask[0, 8:] = False
+    mask[1, 3:] = False
+    noisy = x.copy()
+    noisy[~mask] = 1e3 * rng.standard_normal((int((~mask).sum()), 8))
+    y = to_numpy(layer(x, mask=mask))
+    np.testing.assert_array_equal(to_numpy(layer(noisy, mask=mask)), y)
+    np.testing.assert_array_equal(y[~mask], 0.0)
+    assert_close(y, _oracle(layer, x, mask))
+
+
+def test_keras_mask_flows_from_embedding(rng):
+    ids = np.array([[3, 1, 4, 1, 5, 0, 0, 0], [2, 7, 0, 0, 0, 0, 0, 0]])
+    inputs = keras.Input((8,), dtype="int32")
+    embedded = keras.layers.Embedding(10, 8, mask_zero=True)(inputs)
+    model = keras.Model(inputs, AdaptiveSpectralFilter(2, name="mixer")(embedded))
+    embedding = to_numpy(model.layers[1](ids))
+    expected = to_numpy(model.get_layer("mixer")(embedding, mask=ids != 0))
+    np.testing.assert_allclose(to_numpy(model(ids)), expected, rtol=1e-6, atol=1e-6)
+    assert (to_numpy(model(ids))[ids == 0] == 0).all()
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_layer_contract(tmp_path, variant):
+    run_layer_test(
+        lambda **kw: AdaptiveSpectralFilter(2, variant=variant, **kw),
+        (16, 8),
+        tmp_path,
+        expected_trainable=6,
+    )
+
+
+def test_weights_stay_float32_under_mixed_precision():
+    layer = AdaptiveSpectralFilter(2, dtype="mixed_bfloat16")
+    y = layer(np.ones((1, 8, 4), "float32"))
+    assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    for v in layer.weights:
+        assert v.dtype == "float32", v.path
+    assert layer.context_dense.compute_dtype == "float32"
+
+
+def test_max_sequence_length_defaults_to_built_length_and_is_saved():
+    layer = AdaptiveSpectralFilter(2)
+    layer(np.ones((1, 10, 4), "float32"))
+    assert layer.max_sequence_length == 10
+    assert layer.base_filter.shape == (2, 6)
+    assert AdaptiveSpectralFilter.from_config(layer.get_config()).max_sequence_length == 10
+
+
+def test_jit_compiled_call_matches_eager(rng):
+    layer = _built_layer(rng)
+    x = rng.standard_normal((2, 12, 8)).astype("float32")
+    eager = to_numpy(layer(x))
+    if BACKEND == "jax":
+        import jax
+
+        values = [v.value for v in layer.trainable_variables]
+        compiled = jax.jit(lambda tv, xx: layer.stateless_call(tv, [], xx)[0])(values, x)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(layer, jit_compile=True)(x)
+    else:
+        import torch
+
+        torch._dynamo.reset()
+        compiled = torch.compile(layer)(torch.as_tensor(x)).detach()
+    assert_close(compiled, eager)
+
+
+def test_unknown_length_in_a_tf_graph(rng):
+    if BACKEND != "tensorflow":
+        pytest.skip("only TensorFlow graphs carry run-time sequence lengths")
+    import tensorflow as tf
+
+    layer = _built_layer(rng)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, 8))])
+    for length in (12, 9, 20):
+        x = rng.standard_normal((2, length, 8)).astype("float32")
+        assert_close(fn(x), _oracle(layer, x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_heads": 0}, ValueError, "num_heads=0"),
+        ({"num_heads": 2.5}, ValueError, "num_heads=2.5"),
+        ({"num_heads": 2, "variant": "v3"}, ValueError, "variant='v3'"),
+        ({"num_heads": 2, "max_sequence_length": -4}, ValueError, "max_sequence_length=-4"),
+        ({"num_heads": 2, "adaptive": "yes"}, TypeError, "adaptive='yes'"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        AdaptiveSpectralFilter(**kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"rank 3.*input_shape=\(2, 8\)"):
+        AdaptiveSpectralFilter(2)(np.ones((2, 8), "float32"))
+    with pytest.raises(ValueError, match="num_heads=3"):
+        AdaptiveSpectralFilter(3)(np.ones((1, 8, 4), "float32"))
+    with pytest.raises(ValueError, match="int32"):
+        AdaptiveSpectralFilter(2)(np.ones((1, 8, 4), "int32"))
+    with pytest.raises(ValueError, match="max_sequence_length"):
+        AdaptiveSpectralFilter(2)(keras.Input((None, 4)))

@@ -1,0 +1,22 @@
+"""The one table of numerical tolerances used by every test (`rtol` and `atol` alike).
+
+- float32_op: one layer or op in float32 against the float64 oracle.
+- float32_grad: float32 gradients against float64 finite differences of the oracle. A
+  gradient sums the cotangent over every output token and channel, so its float32 rounding
+  grows with that count; 1e-5 relative to the gradient's largest entry (see `assert_close`).
+- float32_model: a stack of layers in float32 (error accumulates through the blocks).
+- mixed: mixed_bfloat16 / mixed_float16 against float32 (8 and 11 mantissa bits; a LayerNorm
+  and two matmuls per block each round once).
+- float64: float64 computations that differ only in summation order.
+- erf: the Abramowitz & Stegun erf of the oracle (documented bound 1.5e-7).
+"""
+
+TOLERANCES = {
+    "float32_op": 1e-5,
+    "float32_grad": 1e-5,
+    "float32_model": 1e-4,
+    "mixed_bfloat16": 5e-2,
+    "mixed_float16": 1e-2,
+    "float64": 1e-10,
+    "erf": 2e-7,
+}
