@@ -159,7 +159,7 @@ def run_layer_test(
     assert np.isfinite(history.history["loss"][0])
     if before:
         after = [to_numpy(w) for w in model.trainable_weights]
-        assert any(not np.array_equal(a, b) for a, b in zip(after, before))
+        assert any(not np.array_equal(a, b) for a, b in zip(after, before, strict=True))
 
     for policy in ("mixed_bfloat16", "mixed_float16"):
         mixed = make_layer(dtype=policy)

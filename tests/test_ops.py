@@ -16,7 +16,7 @@ def test_mod_relu_matches_oracle(rng):
     actual = spectral_ops.mod_relu(
         *(ops.convert_to_tensor(a.astype("float32")) for a in (re, im, bias))
     )
-    for a, e in zip(actual, R.mod_relu(re, im, bias)):
+    for a, e in zip(actual, R.mod_relu(re, im, bias), strict=True):
         assert_close(a, e)
 
 
@@ -25,7 +25,7 @@ def test_gelu_magnitude_matches_oracle(rng):
     actual = spectral_ops.gelu_magnitude(
         ops.convert_to_tensor(re.astype("float32")), ops.convert_to_tensor(im.astype("float32"))
     )
-    for a, e in zip(actual, R.gelu_magnitude(re, im)):
+    for a, e in zip(actual, R.gelu_magnitude(re, im), strict=True):
         assert_close(a, e)
 
 
@@ -56,7 +56,7 @@ def test_mod_relu_gradient_matches_finite_differences(rng):
 
     expected = finite_difference_grads(oracle, [re, im, bias], cot)
     actual = grad_of(fn, [a.astype("float32") for a in (re, im, bias)], cot, BACKEND)
-    for a, e in zip(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
         assert_close(a, e, "float32_grad", scale=True)
 
 

@@ -65,7 +65,7 @@ def test_resample_rejects_wrong_bin_count():
 
 def _scipy_core(x, scale, shift, num_heads):
     """Per-head loop with scipy.fft and explicit complex arithmetic (modReLU)."""
-    b, n, d = x.shape
+    _b, n, d = x.shape
     hd = d // num_heads
     out = np.zeros_like(x)
     for h in range(num_heads):

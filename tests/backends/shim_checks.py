@@ -76,7 +76,7 @@ class ShimChecks:
 
         expected = finite_difference_grads(oracle, args, cotangent)
         actual = grad_of(self._filter(activation), args, cotangent, self.framework)
-        for a, e in zip(actual, expected):
+        for a, e in zip(actual, expected, strict=True):
             _close(a, e, F32_GRAD)
 
     @pytest.mark.parametrize("activation", ["modrelu", "gelu"])

@@ -63,7 +63,7 @@ def test_gradients_match_finite_differences(rng, variant):
     weights = [np.asarray(to_numpy(v), np.float64) for v in layer.trainable_weights]
 
     def oracle(x, *ws):
-        kwargs = {ORACLE_KEYS[n]: w for n, w in zip(names, ws)}
+        kwargs = {ORACLE_KEYS[n]: w for n, w in zip(names, ws, strict=True)}
         return R.adaptive_spectral_filter(
             x, num_heads=2, max_sequence_length=6, variant=variant, **kwargs
         )
@@ -71,7 +71,7 @@ def test_gradients_match_finite_differences(rng, variant):
     expected = finite_difference_grads(oracle, [x, *weights], cotangent)
     y, gx, gw = value_and_grads(layer, x, cotangent)
     assert_close(y, oracle(x, *weights))
-    for actual, want in zip([gx, *gw], expected):
+    for actual, want in zip([gx, *gw], expected, strict=True):
         assert_close(actual, want, "float32_grad", scale=True)
 
 
