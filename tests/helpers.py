@@ -35,6 +35,8 @@ def value_and_grads(layer: keras.layers.Layer, x: np.ndarray, cotangent: np.ndar
     with the active backend's own autodiff."""
     x = x.astype("float32")
     cotangent = cotangent.astype("float32")
+    if not layer.built:
+        layer(x, **call_kwargs)
     if BACKEND == "jax":
         import jax
 
@@ -129,6 +131,7 @@ def run_layer_test(
     *,
     expected_trainable: int,
     mixed_kind: str = "float32_model",
+    policies: Sequence[str] = ("mixed_bfloat16", "mixed_float16"),
 ) -> None:
     """The checks every layer passes: symbolic and eager calls agree in shape, config round
     trip, `.keras` round trip with identical outputs, one `fit` step changes the weights and
@@ -161,7 +164,7 @@ def run_layer_test(
         after = [to_numpy(w) for w in model.trainable_weights]
         assert any(not np.array_equal(a, b) for a, b in zip(after, before, strict=True))
 
-    for policy in ("mixed_bfloat16", "mixed_float16"):
+    for policy in policies:
         mixed = make_layer(dtype=policy)
         mixed_inputs = keras.Input(input_shape)
         mixed_model = keras.Model(mixed_inputs, mixed(mixed_inputs))

@@ -49,16 +49,21 @@ class ModReLU(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.supports_masking = True
 
-    def _check_pair(self, inputs):
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+    @staticmethod
+    def _check_pair(inputs, is_shape=False):
+        pair = isinstance(inputs, (list, tuple)) and len(inputs) == 2
+        if pair and is_shape:
+            pair = all(isinstance(s, (list, tuple)) for s in inputs)
+        if not pair:
+            what = "input_shape" if is_shape else "inputs"
+            received = inputs if is_shape else type(inputs).__name__
             raise ValueError(
-                "ModReLU expects a list [real, imag] of two tensors. "
-                f"Received: inputs={type(inputs).__name__} of length "
-                f"{len(inputs) if isinstance(inputs, (list, tuple)) else 'n/a'}"
+                "ModReLU expects a list [real, imag] of two tensors of the same shape. "
+                f"Received: {what}={received!r}"
             )
 
     def build(self, input_shape):
-        self._check_pair(input_shape)
+        self._check_pair(input_shape, is_shape=True)
         real_shape, imag_shape = (tuple(s) for s in input_shape)
         if real_shape != imag_shape:
             raise ValueError(

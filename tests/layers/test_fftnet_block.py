@@ -1,0 +1,159 @@
+import keras
+import numpy as np
+import pytest
+
+from spectralmix import reference as R
+from spectralmix.layers import FFTNetBlock
+from tests.helpers import (
+    BACKEND,
+    assert_close,
+    roundtrip,
+    run_layer_test,
+    spectral_filter_weights,
+    to_numpy,
+    weights_by_name,
+)
+
+MIXERS = ["fftnet", "fnet", "attention"]
+
+
+def _oracle_params(block):
+    named = weights_by_name(block)
+    params = {
+        "norm1": (named["norm1/gamma"], named["norm1/beta"]),
+        "norm2": (named["norm2/gamma"], named["norm2/beta"]),
+        "mlp": [
+            (named["mlp_dense1/kernel"], named["mlp_dense1/bias"]),
+            (named["mlp_dense2/kernel"], named["mlp_dense2/bias"]),
+        ],
+    }
+    if block.token_mixer == "fftnet":
+        params["mixer"] = spectral_filter_weights(named, "token_mixer/")
+    elif block.token_mixer == "attention":
+        params["mixer"] = {
+            f"{part}_{kind}": named[f"token_mixer/{part}/{kind}"]
+            for part in ("query", "key", "value")
+            for kind in ("kernel", "bias")
+        }
+        params["mixer"]["output_kernel"] = named["token_mixer/attention_output/kernel"]
+        params["mixer"]["output_bias"] = named["token_mixer/attention_output/bias"]
+    return params
+
+
+def _perturbed_block(rng, **kwargs):
+    block = FFTNetBlock(**{"num_heads": 2, "mlp_ratio": 2.0, **kwargs})
+    block.build((None, 10, 8))
+    for v in block.weights:
+        v.assign(to_numpy(v) + 0.2 * rng.standard_normal(v.shape).astype("float32"))
+    return block
+
+
+@pytest.mark.parametrize("token_mixer", MIXERS)
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_matches_oracle_with_mask(rng, token_mixer, variant):
+    block = _perturbed_block(rng, token_mixer=token_mixer, variant=variant)
+    x = rng.standard_normal((2, 10, 8)).astype("float32")
+    mask = np.ones((2, 10), bool)
+    mask[1, 6:] = False
+    for m in (None, mask):
+        expected = R.fftnet_block(
+            x.astype(np.float64),
+            _oracle_params(block),
+            num_heads=2,
+            token_mixer=token_mixer,
+            variant=variant,
+            max_sequence_length=10,
+            mask=m,
+        )
+        assert_close(block(x, mask=m), expected, "float32_model", scale=True)
+
+
+@pytest.mark.parametrize("token_mixer", MIXERS)
+def test_padded_content_never_reaches_real_outputs(rng, token_mixer):
+    block = _perturbed_block(rng, token_mixer=token_mixer)
+    x = rng.standard_normal((2, 10, 8)).astype("float32")
+    mask = np.ones((2, 10), bool)
+    mask[0, 4:] = False
+    noisy = x.copy()
+    noisy[~mask] = 1e3
+    y = to_numpy(block(x, mask=mask))
+    np.testing.assert_allclose(to_numpy(block(noisy, mask=mask)), y, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(y[~mask], 0.0)
+
+
+@pytest.mark.parametrize("token_mixer", MIXERS)
+def test_layer_contract(tmp_path, token_mixer):
+    policies = ["mixed_bfloat16", "mixed_float16"]
+    if token_mixer == "attention" and BACKEND == "jax":
+        # XLA:CPU has no float16 dot_general with float32 accumulation, which Keras's
+        # MultiHeadAttention asks for; the spectral mixers do not hit it (docs/layers.md).
+        policies.remove("mixed_float16")
+    run_layer_test(
+        lambda **kw: FFTNetBlock(2, mlp_ratio=2.0, token_mixer=token_mixer, **kw),
+        (16, 8),
+        tmp_path,
+        expected_trainable={"fftnet": 14, "fnet": 8, "attention": 16}[token_mixer],
+        policies=policies,
+    )
+
+
+def test_sequence_model_with_embedding_mask_trains_and_reloads(tmp_path, rng):
+    ids = rng.integers(1, 20, size=(16, 12))
+    ids[:, 9:] = 0
+    labels = (ids[:, 0] % 2).astype("int32")
+    inputs = keras.Input((None,), dtype="int32")
+    h = keras.layers.Embedding(20, 16, mask_zero=True)(inputs)
+    h = FFTNetBlock(4, max_sequence_length=12, dropout=0.1, drop_path=0.1)(h)
+    h = FFTNetBlock(4, max_sequence_length=12, variant="v2")(h)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(ids, labels, epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    loaded = roundtrip(model, tmp_path)
+    assert_close(loaded(ids), to_numpy(model(ids)), "float32_model")
+    # Shorter and longer sequences than the filters were built for.
+    assert to_numpy(model(ids[:, :7])).shape == (16, 2)
+    assert to_numpy(model(np.concatenate([ids, ids], axis=1))).shape == (16, 2)
+
+
+def test_dropout_and_drop_path_only_in_training(rng):
+    block = FFTNetBlock(2, dropout=0.5, drop_path=0.5)
+    x = rng.standard_normal((4, 8, 4)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(block(x)), to_numpy(block(x, training=False)))
+    assert not np.allclose(to_numpy(block(x, training=True)), to_numpy(block(x)))
+
+
+def test_compiled_fit(rng):
+    x = rng.standard_normal((8, 8, 4)).astype("float32")
+    inputs = keras.Input((8, 4))
+    model = keras.Model(inputs, FFTNetBlock(2)(inputs))
+    # jit_compile: XLA on jax/tensorflow, torch.compile (Dynamo) on torch.
+    model.compile("adam", "mse", jit_compile=BACKEND != "torch" or "auto")
+    loss = model.fit(x, x, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(loss).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_heads": 2, "token_mixer": "conv"}, "token_mixer='conv'"),
+        ({"num_heads": 2, "dropout": 1.0}, "dropout=1.0"),
+        ({"num_heads": 2, "drop_path": -0.1}, "drop_path=-0.1"),
+        ({"num_heads": 2, "mlp_ratio": 0}, "mlp_ratio=0"),
+        ({"num_heads": 2, "variant": "v9"}, "variant='v9'"),
+        ({"num_heads": 2, "layer_norm_epsilon": -1}, "layer_norm_epsilon=-1"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FFTNetBlock(**kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="num_heads=3"):
+        FFTNetBlock(3, token_mixer="attention")(np.ones((1, 4, 8), "float32"))
+    with pytest.raises(ValueError, match="rank 3"):
+        FFTNetBlock(2)(np.ones((4, 8), "float32"))
+    with pytest.raises(ValueError, match="int32"):
+        FFTNetBlock(2)(np.ones((1, 4, 8), "int32"))
