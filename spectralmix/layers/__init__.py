@@ -5,5 +5,13 @@ from spectralmix.layers.drop_path import DropPath
 from spectralmix.layers.fftnet_block import FFTNetBlock
 from spectralmix.layers.fourier_mixing import FourierMixing
 from spectralmix.layers.mod_relu import ModReLU
+from spectralmix.layers.position_embedding import PositionEmbedding
 
-__all__ = ["AdaptiveSpectralFilter", "DropPath", "FFTNetBlock", "FourierMixing", "ModReLU"]
+__all__ = [
+    "AdaptiveSpectralFilter",
+    "DropPath",
+    "FFTNetBlock",
+    "FourierMixing",
+    "ModReLU",
+    "PositionEmbedding",
+]

@@ -61,13 +61,12 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         mask: optional boolean `(batch, sequence_length)` padding mask (Keras passes it
             automatically from an `Embedding(mask_zero=True)` or a `Masking` layer).
 
-    Example:
-
-    >>> import numpy as np
-    >>> layer = AdaptiveSpectralFilter(num_heads=4)
-    >>> y = layer(np.random.rand(2, 16, 32).astype("float32"))
-    >>> tuple(y.shape)
-    (2, 16, 32)
+    Examples:
+        >>> import numpy as np
+        >>> layer = AdaptiveSpectralFilter(num_heads=4)
+        >>> y = layer(np.random.rand(2, 16, 32).astype("float32"))
+        >>> tuple(y.shape)
+        (2, 16, 32)
 
     Reference:
         Fein-Ashley et al., "The FFT Strikes Back: An Efficient Alternative to

@@ -26,12 +26,11 @@ class DropPath(keras.layers.Layer):
     Output shape:
         Same as the input.
 
-    Example:
-
-    >>> import numpy as np
-    >>> x = np.ones((4, 3), "float32")
-    >>> bool((keras.ops.convert_to_numpy(DropPath(0.5)(x)) == x).all())  # inference
-    True
+    Examples:
+        >>> import numpy as np
+        >>> x = np.ones((4, 3), "float32")
+        >>> bool((keras.ops.convert_to_numpy(DropPath(0.5)(x)) == x).all())  # inference
+        True
 
     Reference:
         Huang et al., "Deep Networks with Stochastic Depth", ECCV 2016.

@@ -56,14 +56,13 @@ class FFTNetBlock(keras.layers.Layer):
             change the outputs at real positions, and padded outputs are zero.
         training: whether dropout and drop path are active.
 
-    Example:
-
-    >>> import numpy as np
-    >>> block = FFTNetBlock(num_heads=4, mlp_ratio=2.0)
-    >>> y = block(np.random.rand(2, 16, 32).astype("float32"))
-    >>> tuple(y.shape)
-    (2, 16, 32)
-    >>> baseline = FFTNetBlock(num_heads=4, token_mixer="attention")
+    Examples:
+        >>> import numpy as np
+        >>> block = FFTNetBlock(num_heads=4, mlp_ratio=2.0)
+        >>> y = block(np.random.rand(2, 16, 32).astype("float32"))
+        >>> tuple(y.shape)
+        (2, 16, 32)
+        >>> baseline = FFTNetBlock(num_heads=4, token_mixer="attention")
 
     Reference:
         Fein-Ashley et al., "The FFT Strikes Back: An Efficient Alternative to

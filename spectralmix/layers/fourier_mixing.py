@@ -33,12 +33,11 @@ class FourierMixing(keras.layers.Layer):
         inputs: the token features.
         mask: optional boolean `(batch, sequence_length)` padding mask.
 
-    Example:
-
-    >>> import numpy as np
-    >>> y = FourierMixing()(np.ones((1, 4, 2), "float32"))
-    >>> keras.ops.convert_to_numpy(y)[0].tolist()  # all energy in the DC bin
-    [[8.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    Examples:
+        >>> import numpy as np
+        >>> y = FourierMixing()(np.ones((1, 4, 2), "float32"))
+        >>> keras.ops.convert_to_numpy(y)[0].tolist()  # all energy in the DC bin
+        [[8.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
 
     Reference:
         Lee-Thorp et al., "FNet: Mixing Tokens with Fourier Transforms", NAACL 2022,

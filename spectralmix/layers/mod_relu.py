@@ -29,13 +29,12 @@ class ModReLU(keras.layers.Layer):
     Output shape:
         A list `[real, imag]` of the input shape.
 
-    Example:
-
-    >>> import numpy as np
-    >>> layer = ModReLU(bias_initializer="zeros")
-    >>> re, im = layer([np.array([[3.0, 0.0]]), np.array([[4.0, 0.0]])])
-    >>> [float(v) for v in keras.ops.convert_to_numpy(re)[0]]
-    [3.0, 0.0]
+    Examples:
+        >>> import numpy as np
+        >>> layer = ModReLU(bias_initializer="zeros")
+        >>> re, im = layer([np.array([[3.0, 0.0]]), np.array([[4.0, 0.0]])])
+        >>> [float(v) for v in keras.ops.convert_to_numpy(re)[0]]
+        [3.0, 0.0]
 
     Reference:
         Arjovsky, Shah & Bengio, "Unitary Evolution Recurrent Neural Networks", ICML 2016.

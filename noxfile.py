@@ -1,0 +1,64 @@
+"""Sessions: `nox -l` lists them. Tests run once per Keras backend, each in its own
+environment with only that framework installed (pins in `backends/`)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.sessions = ["lint", "tests", "equivalence"]
+nox.options.reuse_venv = "yes"
+
+BACKENDS = ["jax", "tensorflow", "torch"]
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _install(session: nox.Session, requirements: str, *groups: str) -> None:
+    session.install("-r", f"backends/{requirements}.txt")
+    if groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, *groups))
+    session.install("-e", ".")
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def tests(session: nox.Session, backend: str) -> None:
+    """The test suite on one Keras backend (`nox -s tests` runs jax, tensorflow and torch)."""
+    _install(session, backend, "test")
+    session.run("pytest", "-m", "not equivalence", *session.posargs, env={"KERAS_BACKEND": backend})
+
+
+@nox.session
+def equivalence(session: nox.Session) -> None:
+    """Cross-backend checks: a .keras file saved under each backend loads under the other two
+    with the same outputs and gradients (all three frameworks in one environment)."""
+    _install(session, "all", "test")
+    session.run("pytest", "-m", "equivalence", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation (mkdocs-material + mkdocstrings) in strict mode."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.run("mkdocs", "build", "--strict", "-d", "site", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Main job: train a small FFTNet on scikit-learn's handwritten digits and print its test
+    accuracy. `nox -s demo -- --backend torch` picks the framework (default jax)."""
+    args = list(session.posargs)
+    backend = args[args.index("--backend") + 1] if "--backend" in args else "jax"
+    if backend not in BACKENDS:
+        session.error(f"--backend must be one of {BACKENDS}. Received: --backend {backend}")
+    _install(session, backend)
+    session.install("scikit-learn>=1.4")
+    session.run("spectralmix", "train", "digits", *args, env={"KERAS_BACKEND": backend})

@@ -1,0 +1,1 @@
+"""End-to-end tasks on real data, run by the `spectralmix` command line."""

@@ -1,0 +1,71 @@
+"""Runs in a fresh process per backend for `test_equivalence.py`.
+
+`python -m tests.equivalence_worker save DIR` builds the reference models on the active
+backend, saves them as `.keras` files and the inputs; `... load DIR OUT` loads them. Both write
+outputs and gradients (w.r.t. the input and every trainable weight) to an `.npz`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import keras
+import numpy as np
+
+import spectralmix.layers as sm
+from tests.helpers import value_and_grads
+
+MODELS = ("filter", "stack")
+
+
+def _build(name: str) -> keras.Model:
+    inputs = keras.Input((16, 8))
+    if name == "filter":
+        outputs = sm.AdaptiveSpectralFilter(2, name="mixer")(inputs)
+    else:
+        h = sm.FFTNetBlock(2, mlp_ratio=2.0, name="fftnet_v1")(inputs)
+        h = sm.FFTNetBlock(2, mlp_ratio=2.0, variant="v2", name="fftnet_v2")(h)
+        h = sm.FFTNetBlock(2, mlp_ratio=2.0, token_mixer="fnet", name="fnet")(h)
+        outputs = sm.FFTNetBlock(2, mlp_ratio=2.0, token_mixer="attention", name="attn")(h)
+    model = keras.Model(inputs, outputs, name=name)
+    rng = np.random.default_rng(7)
+    for v in model.weights:  # off the initial values, so every weight matters
+        v.assign(keras.ops.convert_to_numpy(v) + 0.2 * rng.standard_normal(v.shape))
+    return model
+
+
+def _evaluate(model: keras.Model, x: np.ndarray, cotangent: np.ndarray, out: str) -> None:
+    y, gx, gw = value_and_grads(model, x, cotangent)
+    arrays = {"y": y, "grad_x": gx}
+    arrays.update({f"grad/{v.path}": g for v, g in zip(model.trainable_weights, gw, strict=True)})
+    arrays.update({f"weight/{v.path}": keras.ops.convert_to_numpy(v) for v in model.weights})
+    np.savez(out, **arrays)
+
+
+def main(argv: list[str]) -> None:
+    command, directory = argv[0], argv[1]
+    backend = keras.config.backend()
+    for name in MODELS:
+        path = os.path.join(directory, f"{name}.keras")
+        if command == "save":
+            rng = np.random.default_rng(0)
+            np.save(
+                os.path.join(directory, f"{name}_x.npy"),
+                rng.standard_normal((3, 16, 8)).astype("float32"),
+            )
+            np.save(
+                os.path.join(directory, f"{name}_cot.npy"),
+                rng.standard_normal((3, 16, 8)).astype("float32"),
+            )
+            model = _build(name)
+            model.save(path)
+        else:
+            model = keras.models.load_model(path)
+        x = np.load(os.path.join(directory, f"{name}_x.npy"))
+        cotangent = np.load(os.path.join(directory, f"{name}_cot.npy"))
+        _evaluate(model, x, cotangent, os.path.join(argv[2], f"{name}_{backend}.npz"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

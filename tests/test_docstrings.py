@@ -1,0 +1,24 @@
+"""Every layer's docstring example runs and prints what it shows."""
+
+import doctest
+import importlib
+
+import keras
+import pytest
+
+MODULES = [
+    "spectralmix.layers.adaptive_spectral_filter",
+    "spectralmix.layers.drop_path",
+    "spectralmix.layers.fftnet_block",
+    "spectralmix.layers.fourier_mixing",
+    "spectralmix.layers.mod_relu",
+    "spectralmix.layers.position_embedding",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples_run(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, extraglobs={"keras": keras}, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
