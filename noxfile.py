@@ -62,3 +62,11 @@ def demo(session: nox.Session) -> None:
     _install(session, backend)
     session.install("scikit-learn>=1.4")
     session.run("spectralmix", "train", "digits", *args, env={"KERAS_BACKEND": backend})
+
+
+@nox.session(default=False)
+def bench_shims(session: nox.Session) -> None:
+    """Benchmark: native spectral cores vs the keras.ops fallback, per framework (CPU).
+    Writes benchmarks/results/shims-cpu.json; options after `--` go to the script."""
+    _install(session, "all")
+    session.run("python", "benchmarks/bench_shims.py", *session.posargs)
