@@ -33,6 +33,48 @@ def _median_ms(fn, repeats: int) -> float:
     return float(np.median(times) * 1e3)
 
 
+def _runners(backend: str, forward, x: np.ndarray, scale: np.ndarray):
+    """`(run_forward, run_forward_backward)` for `forward`, compiled the way Keras runs it."""
+    if backend == "jax":
+        import jax
+
+        fwd = jax.jit(forward)
+        grad = jax.jit(jax.grad(lambda xx, ss: forward(xx, ss).sum(), argnums=(0, 1)))
+        xs, ss = jax.numpy.asarray(x), jax.numpy.asarray(scale)
+        return (
+            lambda: fwd(xs, ss).block_until_ready(),
+            lambda: jax.block_until_ready(grad(xs, ss)),
+        )
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        fwd = tf.function(forward)
+
+        @tf.function
+        def grad(xx, ss):
+            with tf.GradientTape() as tape:
+                tape.watch([xx, ss])
+                loss = tf.reduce_sum(forward(xx, ss))
+            return tape.gradient(loss, [xx, ss])
+
+        xs, ss = tf.constant(x), tf.constant(scale)
+        return (lambda: fwd(xs, ss).numpy(), lambda: [g.numpy() for g in grad(xs, ss)])
+    import torch
+
+    xs = torch.tensor(x, requires_grad=True)
+    ss = torch.tensor(scale, requires_grad=True)
+
+    def run_forward():
+        with torch.no_grad():
+            forward(xs, ss)
+
+    def run_forward_backward():
+        forward(xs, ss).sum().backward()
+        xs.grad = ss.grad = None
+
+    return run_forward, run_forward_backward
+
+
 def _measure(backend: str, batch: int, length: int, channels: int, heads: int, repeats: int):
     import keras
 
@@ -50,54 +92,10 @@ def _measure(backend: str, batch: int, length: int, channels: int, heads: int, r
         def forward(xx, ss, core=core):
             return core.spectral_filter(xx, ss, shift, num_heads=heads, activation="modrelu")
 
-        if backend == "jax":
-            import jax
-
-            fwd = jax.jit(forward)
-            grad = jax.jit(jax.grad(lambda xx, ss: forward(xx, ss).sum(), argnums=(0, 1)))
-            xs, ss = jax.numpy.asarray(x), jax.numpy.asarray(scale)
-
-            def run_fwd():
-                fwd(xs, ss).block_until_ready()
-
-            def run_fb():
-                jax.block_until_ready(grad(xs, ss))
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            fwd = tf.function(forward)
-
-            @tf.function
-            def grad(xx, ss):
-                with tf.GradientTape() as tape:
-                    tape.watch([xx, ss])
-                    loss = tf.reduce_sum(forward(xx, ss))
-                return tape.gradient(loss, [xx, ss])
-
-            xs, ss = tf.constant(x), tf.constant(scale)
-
-            def run_fwd():
-                fwd(xs, ss).numpy()
-
-            def run_fb():
-                [g.numpy() for g in grad(xs, ss)]
-        else:
-            import torch
-
-            xs = torch.tensor(x, requires_grad=True)
-            ss = torch.tensor(scale, requires_grad=True)
-
-            def run_fwd():
-                with torch.no_grad():
-                    forward(xs, ss)
-
-            def run_fb():
-                forward(xs, ss).sum().backward()
-                xs.grad = ss.grad = None
-
+        run_forward, run_forward_backward = _runners(backend, forward, x, scale)
         results[core_name] = {
-            "forward_ms": _median_ms(run_fwd, repeats),
-            "forward_backward_ms": _median_ms(run_fb, repeats),
+            "forward_ms": _median_ms(run_forward, repeats),
+            "forward_backward_ms": _median_ms(run_forward_backward, repeats),
         }
     native, portable = results[backend], results["keras_ops"]
     return {
