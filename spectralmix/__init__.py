@@ -12,14 +12,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("backends", "layers", "ops", "reference")
+_SUBMODULES = ("backends", "flops", "layers", "models", "ops", "reference", "tasks")
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name == "count_flops":
+        return importlib.import_module(f"{__name__}.flops").count_flops
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return [*globals(), *_SUBMODULES]
+    return [*globals(), *_SUBMODULES, "count_flops"]

@@ -14,13 +14,21 @@ import keras
 import numpy as np
 
 import spectralmix.layers as sm
+from spectralmix.models import FFTNetViTImageClassifier
 from tests.helpers import value_and_grads
 
-MODELS = ("filter", "stack")
+#: model name -> input shape (one example)
+MODELS = {"filter": (16, 8), "stack": (16, 8), "vit": (8, 8, 3)}
 
 
 def _build(name: str) -> keras.Model:
-    inputs = keras.Input((16, 8))
+    if name == "vit":
+        model = FFTNetViTImageClassifier(
+            image_size=8, patch_size=2, num_classes=5, hidden_dim=16, num_layers=2, num_heads=2
+        )
+        _perturb(model)
+        return model
+    inputs = keras.Input(MODELS[name])
     if name == "filter":
         outputs = sm.AdaptiveSpectralFilter(2, name="mixer")(inputs)
     else:
@@ -29,10 +37,14 @@ def _build(name: str) -> keras.Model:
         h = sm.FFTNetBlock(2, mlp_ratio=2.0, token_mixer="fnet", name="fnet")(h)
         outputs = sm.FFTNetBlock(2, mlp_ratio=2.0, token_mixer="attention", name="attn")(h)
     model = keras.Model(inputs, outputs, name=name)
+    _perturb(model)
+    return model
+
+
+def _perturb(model: keras.Model) -> None:
     rng = np.random.default_rng(7)
     for v in model.weights:  # off the initial values, so every weight matters
         v.assign(keras.ops.convert_to_numpy(v) + 0.2 * rng.standard_normal(v.shape))
-    return model
 
 
 def _evaluate(model: keras.Model, x: np.ndarray, cotangent: np.ndarray, out: str) -> None:

@@ -1,4 +1,4 @@
-"""Every layer's docstring example runs and prints what it shows."""
+"""Every public docstring example runs and prints what it shows."""
 
 import doctest
 import importlib
@@ -7,12 +7,19 @@ import keras
 import pytest
 
 MODULES = [
+    "spectralmix.flops",
     "spectralmix.layers.adaptive_spectral_filter",
+    "spectralmix.layers.class_token",
     "spectralmix.layers.drop_path",
     "spectralmix.layers.fftnet_block",
     "spectralmix.layers.fourier_mixing",
     "spectralmix.layers.mod_relu",
     "spectralmix.layers.position_embedding",
+    "spectralmix.models.fftnet.fftnet_backbone",
+    "spectralmix.models.fftnet.fftnet_classifier",
+    "spectralmix.models.fftnet_vit.fftnet_vit_backbone",
+    "spectralmix.models.fftnet_vit.fftnet_vit_image_classifier",
+    "spectralmix.models.fftnet_vit.fftnet_vit_layers",
 ]
 
 

@@ -1,6 +1,7 @@
 """Keras layers of spectralmix; each is serializable under the package name "spectralmix"."""
 
 from spectralmix.layers.adaptive_spectral_filter import AdaptiveSpectralFilter
+from spectralmix.layers.class_token import ClassToken
 from spectralmix.layers.drop_path import DropPath
 from spectralmix.layers.fftnet_block import FFTNetBlock
 from spectralmix.layers.fourier_mixing import FourierMixing
@@ -9,6 +10,7 @@ from spectralmix.layers.position_embedding import PositionEmbedding
 
 __all__ = [
     "AdaptiveSpectralFilter",
+    "ClassToken",
     "DropPath",
     "FFTNetBlock",
     "FourierMixing",

@@ -1,8 +1,8 @@
-"""A small FFTNet on scikit-learn's bundled handwritten digits (1,797 real 8×8 images).
+"""A small FFTNetViT on scikit-learn's bundled handwritten digits (1,797 real 8×8 images).
 
-Each image becomes a sequence of 16 tokens (2×2-pixel patches in raster order), embedded,
-given a learned position, mixed by two `FFTNetBlock`s, mean-pooled and classified. The split
-is fixed (stratified, 20% test, seed 0), so results compare across backends and mixers.
+Each pixel is a patch (`FFTNetViTImageClassifier`, patch size 1: 64 tokens and a class token),
+mixed by two FFTNet blocks and classified from the class token. The split is fixed
+(stratified, 20% test, seed 0), so results compare across backends and token mixers.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import time
 
 import numpy as np
 
-PATCH = 2
 NUM_CLASSES = 10
 
 
 def load_split(seed: int = 0):
-    """`(x_train, y_train, x_test, y_test)`: tokens `(n, 16, 4)` in [0, 1], integer labels."""
+    """`(x_train, y_train, x_test, y_test)`: images `(n, 8, 8, 1)` in [0, 1], integer labels."""
     try:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
@@ -25,38 +24,29 @@ def load_split(seed: int = 0):
             "The digits task needs scikit-learn: pip install 'spectralmix[demo]'"
         ) from error
     digits = load_digits()
-    images = digits.images.astype("float32") / 16.0  # pixel values are 0..16
-    n = images.shape[0]
-    patches = images.reshape(n, 8 // PATCH, PATCH, 8 // PATCH, PATCH).transpose(0, 1, 3, 2, 4)
-    tokens = patches.reshape(n, (8 // PATCH) ** 2, PATCH * PATCH)
+    images = (digits.images.astype("float32") / 16.0)[..., None]  # pixel values are 0..16
     x_train, x_test, y_train, y_test = train_test_split(
-        tokens, digits.target, test_size=0.2, random_state=seed, stratify=digits.target
+        images, digits.target, test_size=0.2, random_state=seed, stratify=digits.target
     )
     return x_train, y_train.astype("int32"), x_test, y_test.astype("int32")
 
 
-def build_model(
-    token_mixer: str = "fftnet",
-    hidden_dim: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    dropout: float = 0.1,
-):
-    import keras
+def build_model(token_mixer: str = "fftnet"):
+    from spectralmix.models import FFTNetViTImageClassifier
 
-    from spectralmix.layers import FFTNetBlock, PositionEmbedding
-
-    num_tokens = (8 // PATCH) ** 2
-    inputs = keras.Input((num_tokens, PATCH * PATCH), name="patches")
-    h = keras.layers.Dense(hidden_dim, name="patch_embedding")(inputs)
-    h = PositionEmbedding(num_tokens, name="position_embedding")(h)
-    for i in range(num_layers):
-        h = FFTNetBlock(
-            num_heads, mlp_ratio=2.0, dropout=dropout, token_mixer=token_mixer, name=f"block_{i}"
-        )(h)
-    h = keras.layers.GlobalAveragePooling1D()(h)
-    outputs = keras.layers.Dense(NUM_CLASSES, name="head")(h)
-    return keras.Model(inputs, outputs, name=f"digits_{token_mixer}")
+    return FFTNetViTImageClassifier(
+        image_size=8,
+        patch_size=1,
+        num_channels=1,
+        num_classes=NUM_CLASSES,
+        hidden_dim=64,
+        num_layers=2,
+        num_heads=4,
+        mlp_ratio=2.0,
+        dropout=0.1,
+        token_mixer=token_mixer,
+        name=f"digits_{token_mixer}",
+    )
 
 
 def train(

@@ -23,8 +23,15 @@ def test_variable_length_graph():
     assert to_numpy(model(np.zeros((1, 5, 4), "float32"))).shape == (1, 5, 4)
 
 
-def test_longer_input_is_rejected_not_truncated():
-    with pytest.raises(ValueError, match="sequence_length=9"):
-        PositionEmbedding(8)(np.zeros((1, 9, 4), "float32"))
+def test_longer_input_gets_the_table_interpolated():
+    layer = PositionEmbedding(3)
+    layer.build((None, 3, 1))
+    layer.position_embeddings.assign(np.array([[0.0], [10.0], [20.0]], "float32"))
+    y = to_numpy(layer(np.zeros((1, 5, 1), "float32")))
+    # 5 rows over 3 learned positions: positions 0, 0.5, 1, 1.5, 2.
+    np.testing.assert_allclose(y[0, :, 0], [0.0, 5.0, 10.0, 15.0, 20.0], rtol=1e-6)
+
+
+def test_bad_argument():
     with pytest.raises(ValueError, match="max_sequence_length=0"):
         PositionEmbedding(0)

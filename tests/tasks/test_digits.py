@@ -3,19 +3,17 @@ import numpy as np
 from spectralmix.tasks import digits
 
 
-def test_split_is_fixed_and_tokenised_losslessly():
+def test_split_is_fixed_and_images_are_unchanged():
     x_train, _y_train, x_test, y_test = digits.load_split()
-    assert x_train.shape == (1437, 16, 4)
-    assert x_test.shape == (360, 16, 4)
+    assert x_train.shape == (1437, 8, 8, 1)
+    assert x_test.shape == (360, 8, 8, 1)
     assert set(np.unique(y_test)) == set(range(10))
     again = digits.load_split()
     np.testing.assert_array_equal(again[2], x_test)
-    # Patches in raster order rebuild the image: the first token is the top-left 2x2 block.
     from sklearn.datasets import load_digits
 
     images = load_digits().images / 16.0
-    first = x_train[0, 0].reshape(2, 2)
-    assert any(np.allclose(first, img[:2, :2]) for img in images)
+    assert any(np.allclose(x_train[0, ..., 0], img) for img in images)
 
 
 def test_short_training_learns_beyond_chance():

@@ -1,0 +1,141 @@
+"""FFTNet sequence backbone: token embeddings with padding masks and a stack of FFTNet blocks."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from spectralmix.layers import ClassToken, FFTNetBlock, PositionEmbedding, _checks
+from spectralmix.layers.fftnet_block import TOKEN_MIXERS
+
+
+@keras.saving.register_keras_serializable(package="spectralmix")
+class FFTNetBackbone(keras.Model):
+    """Token ids → embeddings (+ learned positions) → FFTNet blocks → final LayerNorm.
+
+    Token id 0 is padding (Keras's `mask_zero` convention): it becomes a Keras mask that every
+    layer honours, so padded content never changes the outputs at real positions. With
+    `class_token=True` a learned class token is prepended (position 0, always real). The
+    spectral filters and the position table are defined for `max_sequence_length` tokens
+    (+1 with the class token) and the model runs at any length: shorter sequences use the
+    first positions, longer ones resampled tables.
+
+    Args:
+        vocabulary_size: number of token ids, padding id 0 included.
+        max_sequence_length: the sequence length the filters and positions are built for.
+        hidden_dim: token width `D`.
+        num_layers: number of blocks.
+        num_heads: heads per block; must divide `hidden_dim`.
+        mlp_ratio: MLP width as a multiple of `hidden_dim`.
+        dropout: dropout after the embeddings, on the mixer output and in the MLPs.
+        drop_path: stochastic depth rate of the last block (linearly from 0).
+        token_mixer: `"fftnet"`, `"fnet"` or `"attention"`.
+        variant: FFTNet form, `"v1"` (paper) or `"v2"`.
+        class_token: whether to prepend a learned class token.
+        layer_norm_epsilon: LayerNorm epsilon.
+        dtype: dtype policy of the layers.
+
+    Examples:
+        >>> import numpy as np
+        >>> backbone = FFTNetBackbone(vocabulary_size=20, max_sequence_length=16,
+        ...                           hidden_dim=32, num_layers=1, num_heads=4)
+        >>> tuple(backbone(np.array([[3, 4, 5, 0, 0]])).shape)
+        (1, 5, 32)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        max_sequence_length,
+        hidden_dim=128,
+        num_layers=4,
+        num_heads=8,
+        mlp_ratio=4.0,
+        dropout=0.0,
+        drop_path=0.0,
+        token_mixer="fftnet",
+        variant="v1",
+        class_token=False,
+        layer_norm_epsilon=1e-5,
+        dtype=None,
+        **kwargs,
+    ):
+        vocabulary_size = _checks.positive_int("vocabulary_size", vocabulary_size)
+        max_sequence_length = _checks.positive_int("max_sequence_length", max_sequence_length)
+        hidden_dim = _checks.positive_int("hidden_dim", hidden_dim)
+        num_layers = _checks.positive_int("num_layers", num_layers)
+        num_heads = _checks.positive_int("num_heads", num_heads)
+        token_mixer = _checks.choice("token_mixer", token_mixer, TOKEN_MIXERS)
+        if token_mixer != "fnet" and hidden_dim % num_heads:
+            raise ValueError(
+                "`num_heads` must divide `hidden_dim`. "
+                f"Received: num_heads={num_heads}, hidden_dim={hidden_dim}"
+            )
+        class_token = _checks.boolean("class_token", class_token)
+        drop_path = _checks.rate("drop_path", drop_path)
+        num_tokens = max_sequence_length + int(class_token)
+
+        token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+        x = keras.layers.Embedding(
+            vocabulary_size, hidden_dim, mask_zero=True, dtype=dtype, name="token_embedding"
+        )(token_ids)
+        if class_token:
+            x = ClassToken(dtype=dtype, name="class_token")(x)
+        x = PositionEmbedding(num_tokens, dtype=dtype, name="position_embedding")(x)
+        x = keras.layers.Dropout(dropout, dtype=dtype, name="embedding_dropout")(x)
+        for i, rate in enumerate(np.linspace(0.0, drop_path, num_layers)):
+            x = FFTNetBlock(
+                num_heads,
+                mlp_ratio=mlp_ratio,
+                dropout=dropout,
+                drop_path=float(rate),
+                token_mixer=token_mixer,
+                max_sequence_length=num_tokens,
+                variant=variant,
+                layer_norm_epsilon=layer_norm_epsilon,
+                dtype=dtype,
+                name=f"block_{i}",
+            )(x)
+        x = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+        )(x)
+        super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
+
+        self.vocabulary_size = vocabulary_size
+        self.max_sequence_length = max_sequence_length
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.dropout = dropout
+        self.drop_path = drop_path
+        self.token_mixer = token_mixer
+        self.variant = variant
+        self.class_token = class_token
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "vocabulary_size": self.vocabulary_size,
+            "max_sequence_length": self.max_sequence_length,
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "mlp_ratio": self.mlp_ratio,
+            "dropout": self.dropout,
+            "drop_path": self.drop_path,
+            "token_mixer": self.token_mixer,
+            "variant": self.variant,
+            "class_token": self.class_token,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)

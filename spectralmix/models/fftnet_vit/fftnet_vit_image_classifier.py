@@ -1,0 +1,80 @@
+"""FFTNetViT image classifier: the backbone and a linear head on the class token."""
+
+from __future__ import annotations
+
+import keras
+
+from spectralmix.layers import _checks
+from spectralmix.models.fftnet_vit.fftnet_vit_backbone import FFTNetViTBackbone
+from spectralmix.models.presets import PresetMixin
+
+
+@keras.saving.register_keras_serializable(package="spectralmix")
+class FFTNetViTImageClassifier(PresetMixin, keras.Model):
+    """An `FFTNetViTBackbone` with a dense head on the final class token (logits out).
+
+    Args:
+        num_classes: number of classes.
+        head_dropout: dropout before the head.
+        dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`).
+        **kwargs: the `FFTNetViTBackbone` arguments (`image_size`, `patch_size`,
+            `num_channels`, `hidden_dim`, `num_layers`, `num_heads`, `mlp_ratio`, `dropout`,
+            `drop_path`, `token_mixer`, `variant`, `layer_norm_epsilon`) and `name`.
+
+    Examples:
+        >>> import numpy as np
+        >>> model = FFTNetViTImageClassifier(image_size=32, patch_size=8, num_classes=10,
+        ...                                  hidden_dim=32, num_layers=1, num_heads=4)
+        >>> tuple(model(np.zeros((2, 32, 32, 3), "float32")).shape)
+        (2, 10)
+        >>> vit = FFTNetViTImageClassifier.from_preset("fftnet_vit_tiny_patch16_224",
+        ...                                            token_mixer="attention", num_layers=1)
+    """
+
+    _backbone_keys = (
+        "image_size",
+        "patch_size",
+        "num_channels",
+        "hidden_dim",
+        "num_layers",
+        "num_heads",
+        "mlp_ratio",
+        "dropout",
+        "drop_path",
+        "token_mixer",
+        "variant",
+        "layer_norm_epsilon",
+    )
+
+    def __init__(self, num_classes=1000, head_dropout=0.0, dtype=None, **kwargs):
+        backbone_kwargs = {k: kwargs.pop(k) for k in self._backbone_keys if k in kwargs}
+        num_classes = _checks.positive_int("num_classes", num_classes)
+        head_dropout = _checks.rate("head_dropout", head_dropout)
+        backbone = FFTNetViTBackbone(**backbone_kwargs, dtype=dtype, name="backbone")
+        images = keras.Input((None, None, backbone.num_channels), name="images")
+        tokens = backbone(images)
+        x = tokens[:, 0]
+        x = keras.layers.Dropout(head_dropout, dtype=dtype, name="head_dropout")(x)
+        logits = keras.layers.Dense(num_classes, dtype=dtype, name="head")(x)
+        super().__init__(inputs=images, outputs=logits, dtype=dtype, **kwargs)
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.head_dropout = head_dropout
+
+    def get_config(self):
+        backbone_config = self.backbone.get_config()
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": backbone_config["dtype"],
+            "num_classes": self.num_classes,
+            "head_dropout": self.head_dropout,
+            **{k: backbone_config[k] for k in self._backbone_keys},
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
