@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 
-from spectralmix.layers import ClassToken, FFTNetBlock, PositionEmbedding, _checks
-from spectralmix.layers.fftnet_block import TOKEN_MIXERS
+from spectralmix.layers import ClassToken, PositionEmbedding, _checks
+from spectralmix.models.base import ConfiguredModel, check_encoder_arguments, encoder
+
+CONFIG_KEYS = (
+    "vocabulary_size",
+    "max_sequence_length",
+    "hidden_dim",
+    "num_layers",
+    "num_heads",
+    "mlp_ratio",
+    "dropout",
+    "drop_path",
+    "token_mixer",
+    "variant",
+    "class_token",
+    "layer_norm_epsilon",
+)
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetBackbone(keras.Model):
+class FFTNetBackbone(ConfiguredModel):
     """Token ids → embeddings (+ learned positions) → FFTNet blocks → final LayerNorm.
 
     Token id 0 is padding (Keras's `mask_zero` convention): it becomes a Keras mask that every
@@ -43,6 +57,8 @@ class FFTNetBackbone(keras.Model):
         (1, 5, 32)
     """
 
+    _config_keys = CONFIG_KEYS
+
     def __init__(
         self,
         vocabulary_size,
@@ -62,17 +78,10 @@ class FFTNetBackbone(keras.Model):
     ):
         vocabulary_size = _checks.positive_int("vocabulary_size", vocabulary_size)
         max_sequence_length = _checks.positive_int("max_sequence_length", max_sequence_length)
-        hidden_dim = _checks.positive_int("hidden_dim", hidden_dim)
-        num_layers = _checks.positive_int("num_layers", num_layers)
-        num_heads = _checks.positive_int("num_heads", num_heads)
-        token_mixer = _checks.choice("token_mixer", token_mixer, TOKEN_MIXERS)
-        if token_mixer != "fnet" and hidden_dim % num_heads:
-            raise ValueError(
-                "`num_heads` must divide `hidden_dim`. "
-                f"Received: num_heads={num_heads}, hidden_dim={hidden_dim}"
-            )
+        hidden_dim, num_layers, num_heads, token_mixer, drop_path = check_encoder_arguments(
+            hidden_dim, num_layers, num_heads, token_mixer, drop_path
+        )
         class_token = _checks.boolean("class_token", class_token)
-        drop_path = _checks.rate("drop_path", drop_path)
         num_tokens = max_sequence_length + int(class_token)
 
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
@@ -83,22 +92,19 @@ class FFTNetBackbone(keras.Model):
             x = ClassToken(dtype=dtype, name="class_token")(x)
         x = PositionEmbedding(num_tokens, dtype=dtype, name="position_embedding")(x)
         x = keras.layers.Dropout(dropout, dtype=dtype, name="embedding_dropout")(x)
-        for i, rate in enumerate(np.linspace(0.0, drop_path, num_layers)):
-            x = FFTNetBlock(
-                num_heads,
-                mlp_ratio=mlp_ratio,
-                dropout=dropout,
-                drop_path=float(rate),
-                token_mixer=token_mixer,
-                max_sequence_length=num_tokens,
-                variant=variant,
-                layer_norm_epsilon=layer_norm_epsilon,
-                dtype=dtype,
-                name=f"block_{i}",
-            )(x)
-        x = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
-        )(x)
+        x = encoder(
+            x,
+            num_tokens=num_tokens,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            drop_path=drop_path,
+            token_mixer=token_mixer,
+            variant=variant,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+        )
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
 
         self.vocabulary_size = vocabulary_size
@@ -113,29 +119,3 @@ class FFTNetBackbone(keras.Model):
         self.variant = variant
         self.class_token = class_token
         self.layer_norm_epsilon = layer_norm_epsilon
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "max_sequence_length": self.max_sequence_length,
-            "hidden_dim": self.hidden_dim,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "mlp_ratio": self.mlp_ratio,
-            "dropout": self.dropout,
-            "drop_path": self.drop_path,
-            "token_mixer": self.token_mixer,
-            "variant": self.variant,
-            "class_token": self.class_token,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import _checks
-from spectralmix.models.fftnet.fftnet_backbone import FFTNetBackbone
-from spectralmix.models.presets import PresetMixin
+from spectralmix.models.base import ConfiguredModel
+from spectralmix.models.fftnet.fftnet_backbone import CONFIG_KEYS, FFTNetBackbone
 
 POOLINGS = ("cls", "mean")
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetClassifier(PresetMixin, keras.Model):
+class FFTNetClassifier(ConfiguredModel):
     """Classifies token sequences: `FFTNetBackbone` → pooling → dropout → dense logits.
 
     `pooling="cls"` prepends a learned class token and classifies its final state;
@@ -37,24 +37,14 @@ class FFTNetClassifier(PresetMixin, keras.Model):
         (1, 10)
     """
 
-    _backbone_keys = (
-        "vocabulary_size",
-        "max_sequence_length",
-        "hidden_dim",
-        "num_layers",
-        "num_heads",
-        "mlp_ratio",
-        "dropout",
-        "drop_path",
-        "token_mixer",
-        "variant",
-        "layer_norm_epsilon",
-    )
+    _config_keys = ("num_classes", "pooling")
+    # The class token follows from `pooling`: not a classifier argument.
+    _backbone_keys = tuple(k for k in CONFIG_KEYS if k != "class_token")
 
     def __init__(
         self, vocabulary_size, num_classes, max_sequence_length, pooling="cls", dtype=None, **kwargs
     ):
-        backbone_kwargs = {k: kwargs.pop(k) for k in self._backbone_keys if k in kwargs}
+        backbone_kwargs = self._pop_backbone_kwargs(kwargs)
         num_classes = _checks.positive_int("num_classes", num_classes)
         pooling = _checks.choice("pooling", pooling, POOLINGS)
         backbone = FFTNetBackbone(
@@ -77,21 +67,3 @@ class FFTNetClassifier(PresetMixin, keras.Model):
         self.backbone = backbone
         self.num_classes = num_classes
         self.pooling = pooling
-
-    def get_config(self):
-        backbone_config = self.backbone.get_config()
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": backbone_config["dtype"],
-            "num_classes": self.num_classes,
-            "pooling": self.pooling,
-            **{k: backbone_config[k] for k in self._backbone_keys},
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 
-from spectralmix.layers import ClassToken, FFTNetBlock, _checks
-from spectralmix.layers.fftnet_block import TOKEN_MIXERS
+from spectralmix.layers import ClassToken, _checks
+from spectralmix.models.base import ConfiguredModel, check_encoder_arguments, encoder
 from spectralmix.models.fftnet_vit.fftnet_vit_layers import PatchEmbedding, PatchPositionEmbedding
-from spectralmix.models.presets import PresetMixin
+
+CONFIG_KEYS = (
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "hidden_dim",
+    "num_layers",
+    "num_heads",
+    "mlp_ratio",
+    "dropout",
+    "drop_path",
+    "token_mixer",
+    "variant",
+    "layer_norm_epsilon",
+)
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetViTBackbone(PresetMixin, keras.Model):
+class FFTNetViTBackbone(ConfiguredModel):
     """FFTNetViT: patch embedding, class token, learned positions, FFTNet blocks, final norm.
 
     `images (B, H, W, C)` → `PatchEmbedding` → `+ positions` → flatten to `(B, P, D)` →
@@ -51,6 +64,7 @@ class FFTNetViTBackbone(PresetMixin, keras.Model):
 
     _preset_class = "FFTNetViTImageClassifier"
     _preset_ignored_keys = ("num_classes",)
+    _config_keys = CONFIG_KEYS
 
     def __init__(
         self,
@@ -77,16 +91,9 @@ class FFTNetViTBackbone(PresetMixin, keras.Model):
                 f"Received: image_size={image_size}, patch_size={patch_size}"
             )
         num_channels = _checks.positive_int("num_channels", num_channels)
-        hidden_dim = _checks.positive_int("hidden_dim", hidden_dim)
-        num_layers = _checks.positive_int("num_layers", num_layers)
-        num_heads = _checks.positive_int("num_heads", num_heads)
-        if token_mixer != "fnet" and hidden_dim % num_heads:
-            raise ValueError(
-                "`num_heads` must divide `hidden_dim`. "
-                f"Received: num_heads={num_heads}, hidden_dim={hidden_dim}"
-            )
-        token_mixer = _checks.choice("token_mixer", token_mixer, TOKEN_MIXERS)
-        drop_path = _checks.rate("drop_path", drop_path)
+        hidden_dim, num_layers, num_heads, token_mixer, drop_path = check_encoder_arguments(
+            hidden_dim, num_layers, num_heads, token_mixer, drop_path
+        )
         grid = image_size // patch_size
         num_tokens = grid * grid + 1
 
@@ -96,22 +103,19 @@ class FFTNetViTBackbone(PresetMixin, keras.Model):
         x = keras.layers.Reshape((-1, hidden_dim), dtype=dtype, name="tokens")(x)
         x = ClassToken(dtype=dtype, name="class_token")(x)
         x = keras.layers.Dropout(dropout, dtype=dtype, name="embedding_dropout")(x)
-        for i, rate in enumerate(np.linspace(0.0, drop_path, num_layers)):
-            x = FFTNetBlock(
-                num_heads,
-                mlp_ratio=mlp_ratio,
-                dropout=dropout,
-                drop_path=float(rate),
-                token_mixer=token_mixer,
-                max_sequence_length=num_tokens,
-                variant=variant,
-                layer_norm_epsilon=layer_norm_epsilon,
-                dtype=dtype,
-                name=f"block_{i}",
-            )(x)
-        x = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
-        )(x)
+        x = encoder(
+            x,
+            num_tokens=num_tokens,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            dropout=dropout,
+            drop_path=drop_path,
+            token_mixer=token_mixer,
+            variant=variant,
+            layer_norm_epsilon=layer_norm_epsilon,
+            dtype=dtype,
+        )
         super().__init__(inputs=images, outputs=x, dtype=dtype, **kwargs)
 
         self.image_size = image_size
@@ -126,29 +130,3 @@ class FFTNetViTBackbone(PresetMixin, keras.Model):
         self.token_mixer = token_mixer
         self.variant = variant
         self.layer_norm_epsilon = layer_norm_epsilon
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "image_size": self.image_size,
-            "patch_size": self.patch_size,
-            "num_channels": self.num_channels,
-            "hidden_dim": self.hidden_dim,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "mlp_ratio": self.mlp_ratio,
-            "dropout": self.dropout,
-            "drop_path": self.drop_path,
-            "token_mixer": self.token_mixer,
-            "variant": self.variant,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

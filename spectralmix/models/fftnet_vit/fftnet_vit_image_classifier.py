@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import _checks
-from spectralmix.models.fftnet_vit.fftnet_vit_backbone import FFTNetViTBackbone
-from spectralmix.models.presets import PresetMixin
+from spectralmix.models.base import ConfiguredModel
+from spectralmix.models.fftnet_vit.fftnet_vit_backbone import CONFIG_KEYS, FFTNetViTBackbone
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetViTImageClassifier(PresetMixin, keras.Model):
+class FFTNetViTImageClassifier(ConfiguredModel):
     """An `FFTNetViTBackbone` with a dense head on the final class token (logits out).
 
     Args:
@@ -31,23 +31,11 @@ class FFTNetViTImageClassifier(PresetMixin, keras.Model):
         ...                                            token_mixer="attention", num_layers=1)
     """
 
-    _backbone_keys = (
-        "image_size",
-        "patch_size",
-        "num_channels",
-        "hidden_dim",
-        "num_layers",
-        "num_heads",
-        "mlp_ratio",
-        "dropout",
-        "drop_path",
-        "token_mixer",
-        "variant",
-        "layer_norm_epsilon",
-    )
+    _config_keys = ("num_classes", "head_dropout")
+    _backbone_keys = CONFIG_KEYS
 
     def __init__(self, num_classes=1000, head_dropout=0.0, dtype=None, **kwargs):
-        backbone_kwargs = {k: kwargs.pop(k) for k in self._backbone_keys if k in kwargs}
+        backbone_kwargs = self._pop_backbone_kwargs(kwargs)
         num_classes = _checks.positive_int("num_classes", num_classes)
         head_dropout = _checks.rate("head_dropout", head_dropout)
         backbone = FFTNetViTBackbone(**backbone_kwargs, dtype=dtype, name="backbone")
@@ -60,21 +48,3 @@ class FFTNetViTImageClassifier(PresetMixin, keras.Model):
         self.backbone = backbone
         self.num_classes = num_classes
         self.head_dropout = head_dropout
-
-    def get_config(self):
-        backbone_config = self.backbone.get_config()
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": backbone_config["dtype"],
-            "num_classes": self.num_classes,
-            "head_dropout": self.head_dropout,
-            **{k: backbone_config[k] for k in self._backbone_keys},
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
