@@ -1,6 +1,7 @@
 """Cross-backend equivalence: a `.keras` file saved under one backend loads under the other two
-and gives the same outputs and gradients (the spectral layer, a stack of every block kind and
-an FFTNetViT classifier); the spectral layer also matches the float64 oracle.
+and gives the same outputs and gradients (the spectral layer, a stack of every block kind, an
+FFTNetViT classifier; a masked FFTNet sequence classifier: logits); the spectral layer also
+matches the float64 oracle.
 
 Each backend runs in its own process (Keras fixes the backend per process). Needs jax,
 tensorflow and torch in one environment: `nox -s equivalence`.
@@ -22,7 +23,12 @@ pytestmark = pytest.mark.equivalence
 BACKENDS = ("jax", "tensorflow", "torch")
 MISSING = [b for b in BACKENDS if importlib.util.find_spec(b) is None]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KIND = {"filter": "float32_op", "stack": "float32_model", "vit": "float32_model"}
+KIND = {
+    "filter": "float32_op",
+    "stack": "float32_model",
+    "vit": "float32_model",
+    "sequence": "float32_model",
+}
 
 
 def _worker(backend, *args):
