@@ -41,3 +41,10 @@ def test_unknown_attribute_raises():
 
     with pytest.raises(AttributeError, match="no_such_thing"):
         spectralmix.no_such_thing  # noqa: B018
+
+
+def test_count_flops_at_top_level():
+    import spectralmix
+    import spectralmix.flops
+
+    assert spectralmix.count_flops is spectralmix.flops.count_flops
