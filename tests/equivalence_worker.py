@@ -80,15 +80,18 @@ def main(argv: list[str]) -> None:
         path = os.path.join(directory, f"{name}.keras")
         if command == "save":
             rng = np.random.default_rng(0)
-            np.save(
-                os.path.join(directory, f"{name}_x.npy"),
-                rng.standard_normal((3, 16, 8)).astype("float32"),
-            )
+            if name == "sequence":
+                x = rng.integers(1, 10, (3, *MODELS[name])).astype("int32")
+                x[1, 7:] = 0  # padding
+            else:
+                x = rng.standard_normal((3, *MODELS[name])).astype("float32")
+            model = _build(name)
+            out_shape = keras.ops.convert_to_numpy(model(x)).shape
+            np.save(os.path.join(directory, f"{name}_x.npy"), x)
             np.save(
                 os.path.join(directory, f"{name}_cot.npy"),
-                rng.standard_normal((3, 16, 8)).astype("float32"),
+                rng.standard_normal(out_shape).astype("float32"),
             )
-            model = _build(name)
             model.save(path)
         else:
             model = keras.models.load_model(path)
