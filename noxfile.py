@@ -70,3 +70,22 @@ def bench_shims(session: nox.Session) -> None:
     Writes benchmarks/results/shims-cpu.json; options after `--` go to the script."""
     _install(session, "all")
     session.run("python", "benchmarks/bench_shims.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """CPU benchmarks: layer speed and memory against sequence length, model training
+    throughput, the shim comparison; writes benchmarks/results/*.json and docs/img/*.png.
+    Options after `--` go to bench_layers.py (e.g. `-- --lengths 256 4096`)."""
+    _install(session, "all")
+    session.install("matplotlib>=3.8")
+    session.run("python", "benchmarks/bench_layers.py", *session.posargs)
+    session.run("python", "benchmarks/bench_models.py")
+    session.run("python", "benchmarks/plot.py")
+
+
+@nox.session(default=False, venv_backend="none")
+def bench_gpu(session: nox.Session) -> None:
+    """GPU benchmarks in the machine's own Python (frameworks with CUDA preinstalled); skips
+    with a message where no GPU is visible. Writes benchmarks/results/*-gpu.json."""
+    session.run("python", "benchmarks/bench_gpu.py", *session.posargs)

@@ -8,29 +8,16 @@ Timings are medians over repeats after warm-up; the ratio is keras_ops / native.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import platform
-import subprocess
 import sys
-import time
 
 import numpy as np
 
-BACKENDS = ("jax", "tensorflow", "torch")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    fn()  # warm-up: compilation and allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
 
 
 def _runners(backend: str, forward, x: np.ndarray, scale: np.ndarray):
@@ -94,8 +81,8 @@ def _measure(backend: str, batch: int, length: int, channels: int, heads: int, r
 
         run_forward, run_forward_backward = _runners(backend, forward, x, scale)
         results[core_name] = {
-            "forward_ms": _median_ms(run_forward, repeats),
-            "forward_backward_ms": _median_ms(run_forward_backward, repeats),
+            "forward_ms": harness.median_ms(run_forward, repeats),
+            "forward_backward_ms": harness.median_ms(run_forward_backward, repeats),
         }
     native, portable = results[backend], results["keras_ops"]
     return {
@@ -114,7 +101,7 @@ def _measure(backend: str, batch: int, length: int, channels: int, heads: int, r
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=harness.BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--length", type=int, default=4096)
     parser.add_argument("--channels", type=int, default=256)
@@ -143,32 +130,11 @@ def main() -> None:
             )
         )
         return
-    rows = []
-    for backend in BACKENDS:
-        if importlib.util.find_spec(backend) is None:
-            print(f"skipping {backend}: not installed", file=sys.stderr)
-            continue
-        env = {**os.environ, "KERAS_BACKEND": backend}
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", backend, *sizes],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    report = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-        },
-        "results": rows,
-    }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    rows = [
+        harness.run_worker(__file__, backend, sizes, timeout=1800)
+        for backend in harness.installed_backends()
+    ]
+    harness.write_json(args.out, {"machine": harness.machine(), "results": rows})
     print(
         "| backend | native fwd | keras.ops fwd | ratio | native fwd+bwd | keras.ops fwd+bwd "
         "| ratio |"

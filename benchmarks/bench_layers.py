@@ -1,0 +1,390 @@
+"""Layer-level speed and memory against sequence length, per backend.
+
+Contenders, batch 8, 256 channels, 8 heads, forward and forward+backward:
+
+- `ours`: `AdaptiveSpectralFilter` (the Keras layer);
+- `handwritten`: the same math in the framework alone (no Keras): what the layer costs;
+- `fft_floor`: bare `rfft` + `irfft` along the tokens, the floor a spectral mixer cannot beat;
+- `attention`: `keras.layers.MultiHeadAttention` (8 heads of 32);
+- `fnet`: `FourierMixing`.
+
+Compiled as Keras runs them: `jax.jit`, `tf.function`, eager torch. A contender whose call
+exceeds the time budget, or whose attention matrix would exceed the memory budget, is recorded
+as `"over_budget"` at that length and longer ones, not dropped. Memory is the growth of the
+worker process's peak RSS over its value after a warm-up at 64 tokens (one process per backend
+and contender, lengths in increasing order, so each row's peak is its own length's).
+
+`python benchmarks/bench_layers.py [--lengths 256 1024 ...]` writes
+`benchmarks/results/layers-cpu.json`; `plot.py` draws it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONTENDERS = ("ours", "handwritten", "fft_floor", "attention", "fnet")
+BATCH, CHANNELS, HEADS = 8, 256, 8
+DEFAULT_LENGTHS = [256, 1024, 4096, 16384, 65536]
+
+
+def _keras_layer(contender: str, length: int, policy: str):
+    import keras
+
+    from spectralmix.layers import AdaptiveSpectralFilter, FourierMixing
+
+    if contender == "ours":
+        layer = AdaptiveSpectralFilter(HEADS, max_sequence_length=length, dtype=policy)
+    elif contender == "fnet":
+        layer = FourierMixing(dtype=policy)
+    else:
+        attention = keras.layers.MultiHeadAttention(HEADS, key_dim=CHANNELS // HEADS, dtype=policy)
+        attention.build((None, length, CHANNELS), (None, length, CHANNELS))
+
+        class SelfAttention(keras.layers.Layer):
+            def __init__(self):
+                super().__init__(dtype=policy)
+                self.attention = attention
+
+            def call(self, x):
+                return self.attention(x, x)
+
+        layer = SelfAttention()
+    layer.build((None, length, CHANNELS))
+    return layer
+
+
+def _handwritten_params(length: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    bins = length // 2 + 1
+    return [
+        np.ones((HEADS, bins), "float32"),
+        np.full((HEADS, bins), -0.1, "float32"),
+        (rng.standard_normal((CHANNELS, CHANNELS)) / 16).astype("float32"),
+        np.zeros(CHANNELS, "float32"),
+        (rng.standard_normal((CHANNELS, HEADS * bins)) / 16).astype("float32"),
+        np.zeros(HEADS * bins, "float32"),
+    ]
+
+
+def _framework_functions(backend: str):
+    """`(handwritten(params, x), floor(x))` written with `backend` alone, no Keras."""
+    d = CHANNELS // HEADS
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def handwritten(params, x):
+            base, bias, w1, b1, w2, b2 = params
+            b, n, _ = x.shape
+            k = n // 2 + 1
+            context = jax.nn.gelu(x.mean(axis=1) @ w1 + b1, approximate=False)
+            filt = base + jnp.tanh((context @ w2 + b2).reshape(b, HEADS, k))
+            spec = jnp.fft.rfft(x.reshape(b, n, HEADS, d), axis=1, norm="ortho")
+            g = spec * jnp.swapaxes(filt, 1, 2)[..., None]
+            mag = jnp.abs(g)
+            safe = jnp.where(mag > 0, mag, 1.0)
+            z = g * jnp.where(mag > 0, jax.nn.relu(mag + bias.T[..., None]) / safe, 0.0)
+            return jnp.fft.irfft(z, n=n, axis=1, norm="ortho").reshape(b, n, HEADS * d)
+
+        def floor(x):
+            n = x.shape[1]
+            return jnp.fft.irfft(jnp.fft.rfft(x, axis=1, norm="ortho"), n=n, axis=1, norm="ortho")
+
+        return handwritten, floor
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def handwritten(params, x):
+            base, bias, w1, b1, w2, b2 = params
+            b, n = tf.shape(x)[0], x.shape[1]
+            k = n // 2 + 1
+            context = tf.nn.gelu(tf.reduce_mean(x, axis=1) @ w1 + b1, approximate=False)
+            filt = base + tf.tanh(tf.reshape(context @ w2 + b2, (b, HEADS, k)))
+            xt = tf.reshape(tf.transpose(x, (0, 2, 1)), (b, HEADS, d, n))
+            spec = tf.signal.rfft(xt) / math.sqrt(n)
+            g = spec * tf.complex(filt[:, :, None, :], 0.0)
+            mag = tf.abs(g)
+            safe = tf.where(mag > 0, mag, 1.0)
+            scale = tf.where(mag > 0, tf.nn.relu(mag + bias[:, None, :]) / safe, 0.0)
+            y = tf.signal.irfft(g * tf.complex(scale, 0.0), fft_length=[n]) * math.sqrt(n)
+            return tf.transpose(tf.reshape(y, (b, HEADS * d, n)), (0, 2, 1))
+
+        def floor(x):
+            xt = tf.transpose(x, (0, 2, 1))
+            n = x.shape[1]
+            return tf.transpose(tf.signal.irfft(tf.signal.rfft(xt), fft_length=[n]), (0, 2, 1))
+
+        return handwritten, floor
+    import torch
+    import torch.nn.functional as F
+
+    def handwritten(params, x):
+        base, bias, w1, b1, w2, b2 = params
+        b, n, _ = x.shape
+        k = n // 2 + 1
+        context = F.gelu(x.mean(dim=1) @ w1 + b1)
+        filt = base + torch.tanh((context @ w2 + b2).reshape(b, HEADS, k))
+        xt = x.transpose(1, 2).reshape(b, HEADS, d, n)
+        g = torch.fft.rfft(xt, dim=-1, norm="ortho") * filt[:, :, None, :]
+        mag = g.abs()
+        safe = torch.where(mag > 0, mag, torch.ones_like(mag))
+        scale = torch.where(mag > 0, torch.relu(mag + bias[:, None, :]) / safe, 0.0)
+        y = torch.fft.irfft(g * scale, n=n, dim=-1, norm="ortho")
+        return y.reshape(b, HEADS * d, n).transpose(1, 2)
+
+    def floor(x):
+        n = x.shape[1]
+        return torch.fft.irfft(torch.fft.rfft(x, dim=1, norm="ortho"), n=n, dim=1, norm="ortho")
+
+    return handwritten, floor
+
+
+def _runners(backend: str, contender: str, length: int, policy: str = "float32"):
+    """`(run_forward, run_forward_backward)`, each blocking until its result is ready."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, length, CHANNELS)).astype("float32")
+    if contender in ("ours", "attention", "fnet"):
+        layer = _keras_layer(contender, length, policy)
+        params = None
+    else:
+        handwritten, floor = _framework_functions(backend)
+        params = _handwritten_params(length) if contender == "handwritten" else []
+    if backend == "jax":
+        import jax
+
+        if params is None:
+            values = [v.value for v in layer.trainable_variables]
+
+            def fn(p, xx):
+                return layer.stateless_call(p, [], xx)[0]
+        else:
+            values = [jax.numpy.asarray(p) for p in params]
+
+            def fn(p, xx):
+                return handwritten(p, xx) if contender == "handwritten" else floor(xx)
+
+        xs = jax.numpy.asarray(x)
+        fwd = jax.jit(fn)
+        grad = jax.jit(jax.grad(lambda p, xx: fn(p, xx).astype("float32").sum(), argnums=(0, 1)))
+        return (
+            lambda: fwd(values, xs).block_until_ready(),
+            lambda: jax.block_until_ready(grad(values, xs)),
+        )
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if params is None:
+            variables = layer.trainable_variables
+
+            def fn(xx):
+                return layer(xx)
+        else:
+            variables = [tf.Variable(p) for p in params]
+
+            def fn(xx):
+                return handwritten(variables, xx) if contender == "handwritten" else floor(xx)
+
+        xs = tf.constant(x)
+        fwd = tf.function(fn)
+
+        @tf.function
+        def grad(xx):
+            with tf.GradientTape() as tape:
+                tape.watch(xx)
+                loss = tf.reduce_sum(tf.cast(fn(xx), tf.float32))
+            return tape.gradient(loss, [xx, *variables])
+
+        return (lambda: fwd(xs).numpy(), lambda: [g.numpy() for g in grad(xs) if g is not None])
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if params is None:
+        tensors = [v.value for v in layer.trainable_variables]
+
+        def fn(xx):
+            return layer(xx)
+    else:
+        tensors = [torch.tensor(p, device=device, requires_grad=True) for p in params]
+
+        def fn(xx):
+            return handwritten(tensors, xx) if contender == "handwritten" else floor(xx)
+
+    xs = torch.tensor(x, device=device, requires_grad=True)
+
+    def run_forward():
+        with torch.no_grad():
+            fn(xs)
+        sync()
+
+    def run_forward_backward():
+        fn(xs).float().sum().backward()
+        sync()
+        for t in (xs, *tensors):
+            t.grad = None
+
+    return run_forward, run_forward_backward
+
+
+def _measure(
+    backend: str,
+    contender: str,
+    lengths: list[int],
+    repeats: int,
+    time_budget_s: float,
+    memory_budget_gb: float,
+    policy: str,
+) -> dict:
+    rows = []
+    over = False
+    for run in _runners(backend, contender, 64, policy):  # imports and first compilations
+        run()
+    start_rss = harness.peak_rss_mb()
+    for length in lengths:
+        scores_gb = 3 * BATCH * HEADS * length * length * 4 / 1e9  # scores, softmax, grads
+        if contender == "attention" and scores_gb > memory_budget_gb:
+            over = True
+        if over:
+            rows.append({"length": length, "status": "over_budget"})
+            continue
+        run_forward, run_forward_backward = _runners(backend, contender, length, policy)
+        start = time.perf_counter()
+        run_forward_backward()  # first call: compilation, and the budget probe
+        first = time.perf_counter() - start
+        reps = repeats if first < time_budget_s / 4 else 1
+        row = {
+            "length": length,
+            "status": "ok",
+            "forward_ms": harness.median_ms(run_forward, reps, warmup=1),
+            "forward_backward_ms": harness.median_ms(run_forward_backward, reps, warmup=1),
+            "peak_rss_growth_mb": round(harness.peak_rss_mb() - start_rss, 1),
+        }
+        rows.append(row)
+        if row["forward_backward_ms"] / 1e3 > time_budget_s:
+            over = True
+    return {
+        "backend": backend,
+        "contender": contender,
+        "policy": policy,
+        "rows": rows,
+        "versions": harness.versions(backend),
+    }
+
+
+def _targets(results: list[dict]) -> dict:
+    """The issue's CPU targets, as measured ratios per backend."""
+    table: dict = {}
+    for backend in sorted({r["backend"] for r in results}):
+        by = {
+            r["contender"]: {row["length"]: row for row in r["rows"]}
+            for r in results
+            if r["backend"] == backend
+        }
+
+        def t(contender, length, key="forward_backward_ms", by=by):
+            row = by.get(contender, {}).get(length, {})
+            return row.get(key) if row.get("status") == "ok" else None
+
+        lengths = sorted(by.get("ours", {}))
+        out = {}
+        ratios = [
+            t("ours", n) / t("handwritten", n)
+            for n in lengths
+            if t("ours", n) and t("handwritten", n)
+        ]
+        out["ours_over_handwritten_fwd_bwd_max"] = round(max(ratios), 2) if ratios else None
+        floor = [
+            t("ours", n, "forward_ms") / t("fft_floor", n, "forward_ms")
+            for n in lengths
+            if n >= 4096 and t("ours", n, "forward_ms") and t("fft_floor", n, "forward_ms")
+        ]
+        out["ours_over_floor_fwd_max_at_4096_up"] = round(max(floor), 2) if floor else None
+        if t("ours", 16384) and t("ours", 4096):
+            out["ours_16384_over_4096_fwd_bwd"] = round(t("ours", 16384) / t("ours", 4096), 2)
+        if t("attention", 4096) and t("ours", 4096):
+            out["attention_over_ours_at_4096"] = round(t("attention", 4096) / t("ours", 4096), 1)
+        table[backend] = out
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=harness.BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--contender", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--lengths", type=int, nargs="+", default=DEFAULT_LENGTHS)
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--time-budget", type=float, default=20.0, help="seconds one forward+backward call may take"
+    )
+    parser.add_argument(
+        "--memory-budget", type=float, default=6.0, help="GB the attention matrices may take"
+    )
+    parser.add_argument(
+        "--policy", default="float32", help="Keras dtype policy of the Keras-layer contenders"
+    )
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "layers-cpu.json"))
+    args = parser.parse_args()
+    if args.worker:
+        print(
+            json.dumps(
+                _measure(
+                    args.worker,
+                    args.contender,
+                    sorted(args.lengths),
+                    args.repeats,
+                    args.time_budget,
+                    args.memory_budget,
+                    args.policy,
+                )
+            )
+        )
+        return
+    results = []
+    for backend in harness.installed_backends():
+        for contender in args.contenders:
+            print(f"{backend} {contender} ...", file=sys.stderr, flush=True)
+            worker_args = [
+                "--contender",
+                contender,
+                "--repeats",
+                str(args.repeats),
+                "--time-budget",
+                str(args.time_budget),
+                "--memory-budget",
+                str(args.memory_budget),
+                "--policy",
+                args.policy,
+                "--lengths",
+                *map(str, args.lengths),
+            ]
+            results.append(harness.run_worker(__file__, backend, worker_args, timeout=3600))
+    payload = {
+        "machine": harness.machine(),
+        "config": {
+            "batch": BATCH,
+            "channels": CHANNELS,
+            "heads": HEADS,
+            "lengths": sorted(args.lengths),
+            "policy": args.policy,
+        },
+        "results": results,
+        "targets": _targets(results),
+    }
+    harness.write_json(args.out, payload)
+    print(json.dumps(payload["targets"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

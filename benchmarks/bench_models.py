@@ -1,0 +1,143 @@
+"""Model-level training throughput: FFTNet against its attention (and FNet) baselines.
+
+- FFTNetViT vs the same ViT with attention (images/s per training step);
+- FFTNetClassifier vs attention and FNet at ListOps lengths (tokens/s per training step).
+
+Each model trains with `train_on_batch` (compiled as Keras compiles it: XLA on jax,
+`tf.function` on tensorflow, eager torch); the figure is the median step after warm-up steps.
+`python benchmarks/bench_models.py` writes `benchmarks/results/models-cpu.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MIXERS = ("fftnet", "attention", "fnet")
+
+
+def _vit(token_mixer: str, args):
+    from spectralmix.models import FFTNetViTImageClassifier
+
+    model = FFTNetViTImageClassifier.from_preset(
+        args.vit_preset,
+        token_mixer=token_mixer,
+        num_layers=args.vit_layers,
+        num_classes=1000,
+        dtype=args.policy,
+    )
+    size = model.backbone.image_size
+    x = np.random.default_rng(0).standard_normal((args.batch, size, size, 3)).astype("float32")
+    return model, x, np.arange(args.batch) % 1000, args.batch
+
+
+def _sequence(token_mixer: str, length: int, args):
+    from spectralmix.models import FFTNetClassifier
+
+    model = FFTNetClassifier(
+        vocabulary_size=20,
+        num_classes=10,
+        max_sequence_length=length,
+        hidden_dim=128,
+        num_layers=4,
+        num_heads=8,
+        token_mixer=token_mixer,
+        dtype=args.policy,
+    )
+    ids = np.random.default_rng(0).integers(1, 20, (args.batch, length))
+    return model, ids, np.arange(args.batch) % 10, args.batch * length
+
+
+def _step_ms(model, x, y, steps: int) -> float:
+    import keras
+
+    model.compile(
+        keras.optimizers.AdamW(1e-4), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    return harness.median_ms(lambda: model.train_on_batch(x, y), steps, warmup=2)
+
+
+def _measure(backend: str, args) -> dict:
+    rows = []
+    for mixer in ("fftnet", "attention"):
+        model, x, y, count = _vit(mixer, args)
+        ms = _step_ms(model, x, y, args.steps)
+        rows.append(
+            {
+                "model": f"{args.vit_preset} ({args.vit_layers} blocks)",
+                "mixer": mixer,
+                "step_ms": ms,
+                "images_per_s": count / ms * 1e3,
+            }
+        )
+    for length in args.lengths:
+        for mixer in MIXERS:
+            model, x, y, count = _sequence(mixer, length, args)
+            ms = _step_ms(model, x, y, args.steps)
+            rows.append(
+                {
+                    "model": f"FFTNetClassifier L={length}",
+                    "mixer": mixer,
+                    "step_ms": ms,
+                    "tokens_per_s": count / ms * 1e3,
+                }
+            )
+    return {"backend": backend, "versions": harness.versions(backend), "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=harness.BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--vit-preset", default="fftnet_vit_tiny_patch16_224")
+    parser.add_argument("--vit-layers", type=int, default=4)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1000, 2000])
+    parser.add_argument("--policy", default="float32")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "models-cpu.json"))
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(_measure(args.worker, args)))
+        return
+    passthrough = [
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--vit-preset",
+        args.vit_preset,
+        "--vit-layers",
+        str(args.vit_layers),
+        "--policy",
+        args.policy,
+        "--lengths",
+        *map(str, args.lengths),
+    ]
+    results = []
+    for backend in harness.installed_backends():
+        print(f"{backend} ...", file=sys.stderr, flush=True)
+        results.append(harness.run_worker(__file__, backend, passthrough, timeout=3600))
+    harness.write_json(
+        args.out,
+        {"machine": harness.machine(), "config": vars(args) | {"worker": None}, "results": results},
+    )
+    for result in results:
+        for row in result["rows"]:
+            rate = row.get("images_per_s") or row.get("tokens_per_s")
+            unit = "images/s" if "images_per_s" in row else "tokens/s"
+            print(
+                f"{result['backend']:<11} {row['model']:<45} {row['mixer']:<10} "
+                f"{row['step_ms']:9.1f} ms/step {rate:10.1f} {unit}"
+            )
+
+
+if __name__ == "__main__":
+    main()
