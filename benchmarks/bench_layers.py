@@ -326,10 +326,10 @@ def main() -> None:
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--time-budget", type=float, default=20.0, help="seconds one forward+backward call may take"
+        "--time-budget", type=float, default=15.0, help="seconds one forward+backward call may take"
     )
     parser.add_argument(
-        "--memory-budget", type=float, default=6.0, help="GB the attention matrices may take"
+        "--memory-budget", type=float, default=14.0, help="GB 3 attention-score tensors may take"
     )
     parser.add_argument(
         "--policy", default="float32", help="Keras dtype policy of the Keras-layer contenders"
