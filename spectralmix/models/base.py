@@ -68,6 +68,11 @@ class ConfiguredModel(PresetMixin, keras.Model):
     _config_keys: tuple[str, ...] = ()
     _backbone_keys: tuple[str, ...] = ()
 
+    def _store_config(self, arguments: dict) -> None:
+        """Keeps each validated constructor argument named in `_config_keys` as an attribute."""
+        for key in self._config_keys:
+            setattr(self, key, arguments[key])
+
     def get_config(self):
         config = {
             "name": self.name,

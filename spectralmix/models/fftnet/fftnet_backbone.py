@@ -107,15 +107,4 @@ class FFTNetBackbone(ConfiguredModel):
         )
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
 
-        self.vocabulary_size = vocabulary_size
-        self.max_sequence_length = max_sequence_length
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.dropout = dropout
-        self.drop_path = drop_path
-        self.token_mixer = token_mixer
-        self.variant = variant
-        self.class_token = class_token
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self._store_config(locals())

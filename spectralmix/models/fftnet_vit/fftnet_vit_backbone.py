@@ -118,15 +118,4 @@ class FFTNetViTBackbone(ConfiguredModel):
         )
         super().__init__(inputs=images, outputs=x, dtype=dtype, **kwargs)
 
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.num_channels = num_channels
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.dropout = dropout
-        self.drop_path = drop_path
-        self.token_mixer = token_mixer
-        self.variant = variant
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self._store_config(locals())
