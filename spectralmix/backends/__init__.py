@@ -17,7 +17,7 @@ import functools
 import importlib
 from typing import Any, Literal, Protocol
 
-__all__ = ["NATIVE_BACKENDS", "SpectralBackend", "get_backend"]
+__all__ = ["FFT_IMPLS", "NATIVE_BACKENDS", "SpectralBackend", "get_backend", "spectral_core"]
 
 Tensor = Any
 Activation = Literal["modrelu", "gelu"]
@@ -25,6 +25,9 @@ Activation = Literal["modrelu", "gelu"]
 #: Keras backends that have a native module; every other backend uses `keras_ops`.
 NATIVE_BACKENDS = ("jax", "tensorflow", "torch")
 ACTIVATIONS = ("modrelu", "gelu")
+#: How the layers compute their transforms: the framework's FFT, the DFT as matmuls
+#: (`spectralmix.backends.dft`), or whichever measured faster for the length ("auto").
+FFT_IMPLS = ("fft", "dft", "auto")
 
 
 class SpectralBackend(Protocol):
@@ -59,7 +62,8 @@ def _load(module: str) -> SpectralBackend:
 def get_backend(name: str | None = None) -> SpectralBackend:
     """The spectral core for Keras backend `name` (default: the active one).
 
-    `name="keras_ops"` forces the portable `keras.ops` implementation on any backend.
+    `name="keras_ops"` forces the portable `keras.ops` implementation on any backend;
+    `name="dft"` the DFT-as-matmul core (no FFT op), also on `keras.ops`.
     """
     if name is None:
         import keras
@@ -67,4 +71,49 @@ def get_backend(name: str | None = None) -> SpectralBackend:
         name = keras.config.backend()
     if not isinstance(name, str):
         raise TypeError(f"`name` must be a string. Received: name={name!r}")
+    if name == "dft":
+        return _load("dft")
     return _load(name if name in NATIVE_BACKENDS else "keras_ops")
+
+
+@functools.cache
+def _device_kind(backend: str) -> str:
+    """`"cpu"`, `"gpu"` or `"tpu"`: where the active backend places computations by default."""
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def spectral_core(fft_impl: str, length: Any) -> SpectralBackend:
+    """The core a layer with `fft_impl` uses for `length` tokens.
+
+    `"fft"`: the active backend's FFT core; `"dft"`: the matmul core; `"auto"`: the matmul core
+    when `length` is a Python int no longer than the crossover measured for this backend on
+    CPU (`dft.CROSSOVER`), else the FFT core. With no measurement for the device (GPU, TPU) or
+    a length only known at run time, `"auto"` keeps the FFT.
+    """
+    if fft_impl == "dft":
+        return _load("dft")
+    if fft_impl == "auto":
+        import keras
+
+        backend = keras.config.backend()
+        crossover = _load("dft").CROSSOVER.get(backend, 0)
+        static = isinstance(length, int) and not isinstance(length, bool)
+        if static and length <= crossover and _device_kind(backend) == "cpu":
+            return _load("dft")
+    elif fft_impl != "fft":
+        raise ValueError(
+            f"`fft_impl` must be one of {list(FFT_IMPLS)}. Received: fft_impl={fft_impl!r}"
+        )
+    return get_backend()

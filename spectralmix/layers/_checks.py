@@ -7,6 +7,8 @@ from typing import Any
 
 import keras
 
+from spectralmix.backends import FFT_IMPLS as FFT_IMPLS
+
 #: FFTNet forms: "v1" is the paper; "v2" the authors' later code (see docs/layers.md).
 VARIANTS = ("v1", "v2")
 

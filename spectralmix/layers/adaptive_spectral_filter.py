@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from spectralmix import ops as spectral_ops
-from spectralmix.backends import get_backend
+from spectralmix.backends import spectral_core
 from spectralmix.layers import _checks
 
 
@@ -46,6 +46,11 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         adaptive: whether to modulate the filter by the MLP of the mean token. With `False`
             the filter is the learned `W_base` alone (a global, input-independent filter).
         variant: `"v1"` (the paper, default) or `"v2"` (the authors' later code).
+        fft_impl: how the transforms are computed: `"fft"` (the framework's FFT, default),
+            `"dft"` (real matmuls against cos/sin matrices of the run-time length: the same
+            function, no FFT op, for export and short sequences) or `"auto"` (the DFT up to the
+            length measured faster on this backend's CPU, else the FFT; see
+            `spectralmix.backends.dft.CROSSOVER`).
         kernel_initializer: initializer of the MLP kernels.
         bias_initializer: initializer of the MLP biases.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
@@ -79,6 +84,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         max_sequence_length=None,
         adaptive=True,
         variant="v1",
+        fft_impl="fft",
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         **kwargs,
@@ -90,6 +96,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         )
         self.adaptive = _checks.boolean("adaptive", adaptive)
         self.variant = _checks.choice("variant", variant, _checks.VARIANTS)
+        self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
@@ -165,7 +172,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         scale, shift = self._filter(x, mask)
         scale = spectral_ops.resample_spectrum(scale, length, self.max_sequence_length)
         shift = spectral_ops.resample_spectrum(shift, length, self.max_sequence_length)
-        y = get_backend().spectral_filter(
+        y = spectral_core(self.fft_impl, length).spectral_filter(
             x,
             scale,
             shift,
@@ -186,6 +193,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
             "max_sequence_length": self.max_sequence_length,
             "adaptive": self.adaptive,
             "variant": self.variant,
+            "fft_impl": self.fft_impl,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }

@@ -39,6 +39,8 @@ class FFTNetBlock(keras.layers.Layer):
         variant: `"v1"` (default) or `"v2"`; sets the norm placement and, for `"fftnet"`,
             the filter form.
         adaptive: whether the spectral filter is modulated by the mean token (`"fftnet"`).
+        fft_impl: `"fft"`, `"dft"` or `"auto"`: how the `"fftnet"` and `"fnet"` mixers compute
+            their transforms (see `AdaptiveSpectralFilter`). Unused by `"attention"`.
         layer_norm_epsilon: epsilon of both LayerNorms (PyTorch's default, as the authors).
         kernel_initializer: initializer of the dense kernels.
         bias_initializer: initializer of the dense biases.
@@ -79,6 +81,7 @@ class FFTNetBlock(keras.layers.Layer):
         max_sequence_length=None,
         variant="v1",
         adaptive=True,
+        fft_impl="fft",
         layer_norm_epsilon=1e-5,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
@@ -95,6 +98,7 @@ class FFTNetBlock(keras.layers.Layer):
         )
         self.variant = _checks.choice("variant", variant, _checks.VARIANTS)
         self.adaptive = _checks.boolean("adaptive", adaptive)
+        self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         self.layer_norm_epsilon = _checks.positive_float("layer_norm_epsilon", layer_norm_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -120,6 +124,7 @@ class FFTNetBlock(keras.layers.Layer):
                 max_sequence_length=self.max_sequence_length,
                 adaptive=self.adaptive,
                 variant=self.variant,
+                fft_impl=self.fft_impl,
                 kernel_initializer=self.kernel_initializer,
                 bias_initializer=self.bias_initializer,
                 dtype=self.dtype_policy,
@@ -128,7 +133,9 @@ class FFTNetBlock(keras.layers.Layer):
             self.mixer.build(shape)
             self.max_sequence_length = self.mixer.max_sequence_length
         elif self.token_mixer == "fnet":
-            self.mixer = FourierMixing(dtype=self.dtype_policy, name="token_mixer")
+            self.mixer = FourierMixing(
+                fft_impl=self.fft_impl, dtype=self.dtype_policy, name="token_mixer"
+            )
             self.mixer.build(shape)
         else:
             self.mixer = keras.layers.MultiHeadAttention(
@@ -198,6 +205,7 @@ class FFTNetBlock(keras.layers.Layer):
             "max_sequence_length": self.max_sequence_length,
             "variant": self.variant,
             "adaptive": self.adaptive,
+            "fft_impl": self.fft_impl,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),

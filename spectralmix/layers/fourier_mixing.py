@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from spectralmix.backends import get_backend
+from spectralmix.backends import spectral_core
 from spectralmix.layers import _checks
 
 
@@ -21,6 +21,10 @@ class FourierMixing(keras.layers.Layer):
     length, as for any FFT over a zero-padded sequence).
 
     Args:
+        fft_impl: `"fft"` (the framework's FFT, default), `"dft"` (matmuls against cos/sin
+            matrices of the run-time length: the same function, no FFT op) or `"auto"` (the
+            DFT up to the length measured faster on this backend's CPU); see
+            `AdaptiveSpectralFilter`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Input shape:
@@ -44,8 +48,9 @@ class FourierMixing(keras.layers.Layer):
         arXiv:2105.03824.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, fft_impl="fft", **kwargs):
         super().__init__(**kwargs)
+        self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -57,10 +62,14 @@ class FourierMixing(keras.layers.Layer):
         if mask is not None:
             token_weight = ops.expand_dims(ops.cast(mask, x.dtype), -1)
             x = x * token_weight
-        y = get_backend().fourier_mixing(x)
+        length = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+        y = spectral_core(self.fft_impl, length).fourier_mixing(x)
         if mask is not None:
             y = y * token_weight
         return ops.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "fft_impl": self.fft_impl}

@@ -37,6 +37,7 @@ def encoder(
     variant,
     layer_norm_epsilon,
     dtype,
+    fft_impl="fft",
 ):
     """`num_layers` FFTNet blocks (drop path rising linearly from 0) and a final LayerNorm;
     the spectral filters are defined for `num_tokens` tokens."""
@@ -49,6 +50,7 @@ def encoder(
             token_mixer=token_mixer,
             max_sequence_length=num_tokens,
             variant=variant,
+            fft_impl=fft_impl,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
             name=f"block_{i}",

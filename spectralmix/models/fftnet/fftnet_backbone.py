@@ -20,6 +20,7 @@ CONFIG_KEYS = (
     "variant",
     "class_token",
     "layer_norm_epsilon",
+    "fft_impl",
 )
 
 
@@ -47,6 +48,9 @@ class FFTNetBackbone(ConfiguredModel):
         variant: FFTNet form, `"v1"` (paper) or `"v2"`.
         class_token: whether to prepend a learned class token.
         layer_norm_epsilon: LayerNorm epsilon.
+        fft_impl: `"fft"` (default), `"dft"` or `"auto"`: how the spectral mixers compute
+            their transforms (see `AdaptiveSpectralFilter`); `spectralmix.export` uses `"dft"`
+            for formats with no FFT op.
         dtype: dtype policy of the layers.
 
     Examples:
@@ -73,6 +77,7 @@ class FFTNetBackbone(ConfiguredModel):
         variant="v1",
         class_token=False,
         layer_norm_epsilon=1e-5,
+        fft_impl="fft",
         dtype=None,
         **kwargs,
     ):
@@ -81,6 +86,7 @@ class FFTNetBackbone(ConfiguredModel):
         hidden_dim, num_layers, num_heads, token_mixer, drop_path = check_encoder_arguments(
             hidden_dim, num_layers, num_heads, token_mixer, drop_path
         )
+        fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         class_token = _checks.boolean("class_token", class_token)
         num_tokens = max_sequence_length + int(class_token)
 
@@ -104,6 +110,7 @@ class FFTNetBackbone(ConfiguredModel):
             variant=variant,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
+            fft_impl=fft_impl,
         )
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
 

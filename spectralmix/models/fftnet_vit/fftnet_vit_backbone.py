@@ -21,6 +21,7 @@ CONFIG_KEYS = (
     "token_mixer",
     "variant",
     "layer_norm_epsilon",
+    "fft_impl",
 )
 
 
@@ -48,6 +49,9 @@ class FFTNetViTBackbone(ConfiguredModel):
         token_mixer: `"fftnet"`, `"fnet"` or `"attention"`.
         variant: FFTNet form, `"v1"` (paper) or `"v2"` (later code); see `FFTNetBlock`.
         layer_norm_epsilon: LayerNorm epsilon.
+        fft_impl: `"fft"` (default), `"dft"` or `"auto"`: how the spectral mixers compute
+            their transforms (see `AdaptiveSpectralFilter`); `spectralmix.export` uses `"dft"`
+            for formats with no FFT op.
         dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`).
 
     Examples:
@@ -80,6 +84,7 @@ class FFTNetViTBackbone(ConfiguredModel):
         token_mixer="fftnet",
         variant="v1",
         layer_norm_epsilon=1e-5,
+        fft_impl="fft",
         dtype=None,
         **kwargs,
     ):
@@ -94,6 +99,7 @@ class FFTNetViTBackbone(ConfiguredModel):
         hidden_dim, num_layers, num_heads, token_mixer, drop_path = check_encoder_arguments(
             hidden_dim, num_layers, num_heads, token_mixer, drop_path
         )
+        fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         grid = image_size // patch_size
         num_tokens = grid * grid + 1
 
@@ -115,6 +121,7 @@ class FFTNetViTBackbone(ConfiguredModel):
             variant=variant,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
+            fft_impl=fft_impl,
         )
         super().__init__(inputs=images, outputs=x, dtype=dtype, **kwargs)
 
