@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import sys
 import tempfile
@@ -339,7 +340,7 @@ def fit_torch_ddp(
         optimizer: a Keras optimizer or its identifier (`"sgd"`, `"adam"`, ...).
         loss: a Keras loss or its identifier.
         shuffle: shuffle the samples every epoch (the same order on every rank).
-        seed: seed of the shuffling and of Keras's random state in every process.
+        seed: seed of the shuffling; rank `r` seeds its random state (dropout) with `seed + r`.
 
     Returns:
         The loss of every step, averaged over the whole global batch.
@@ -403,6 +404,7 @@ def _ddp_process(rank: int, world_size: int, job: dict, result: str) -> None:
     """One spawned process: joins the gloo group, rebuilds the model, trains, rank 0 saves."""
     os.environ["KERAS_BACKEND"] = "torch"
     import keras
+    import torch
     import torch.distributed as dist
 
     import spectralmix.layers
@@ -415,7 +417,10 @@ def _ddp_process(rank: int, world_size: int, job: dict, result: str) -> None:
         world_size=world_size,
     )
     try:
-        keras.utils.set_random_seed(job["seed"])
+        # Not keras.utils.set_random_seed: it imports TensorFlow where installed (seconds).
+        # Each rank its own stream, as separate devices would draw separate dropout masks.
+        random.seed(job["seed"] + rank)
+        torch.manual_seed(job["seed"] + rank)
         model = keras.saving.deserialize_keras_object(job["model"])
         model.set_weights(job["weights"])
         model.compile(

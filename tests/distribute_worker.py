@@ -3,7 +3,8 @@ start): `python -m tests.distribute_worker CASE OUT.npz` with `KERAS_BACKEND` se
 
 Trains the same tiny model from the same weights on the same data with SGD twice — once on one
 device with `fit`, once with spectralmix.distribute on several devices — and saves both
-per-step losses, both final weights, and what the distributed run ran on.
+per-step losses, the initial and both final weights, and what the distributed run ran on
+(replicas; on JAX each weight's sharding).
 
 Cases: `jax_data` (DataParallel, 4 devices), `jax_model` (ModelParallel, 4 devices as a 2×2
 batch×model mesh), `tensorflow_data` (MirroredStrategy, 2 logical CPUs), `torch_data`
@@ -13,6 +14,7 @@ batch×model mesh), `tensorflow_data` (MirroredStrategy, 2 logical CPUs), `torch
 from __future__ import annotations
 
 import os
+import random
 import sys
 
 from spectralmix import distribute
@@ -97,11 +99,14 @@ def main(case: str, out: str) -> None:
     import keras
     import numpy as np
 
-    keras.utils.set_random_seed(0)
+    # Seeds Keras's default seed generator. Not keras.utils.set_random_seed: it imports TF.
+    random.seed(0)
     results = {}
     for name, build, x, y in models(names):
         single = build()
         initial = single.get_weights()
+        for i, w in enumerate(initial):
+            results[f"{name}/initial_w{i}"] = np.asarray(w)
         results[f"{name}/single_losses"] = fit(single, x, y)
         for i, w in enumerate(single.get_weights()):
             results[f"{name}/single_w{i}"] = np.asarray(w)

@@ -1,0 +1,282 @@
+"""spectralmix.distribute: training on several devices equals training on one.
+
+The `distributed` tests each start a fresh process (device counts are fixed when a framework
+starts; `tests/distribute_worker.py`) that trains a tiny model with SGD from the same weights
+on the same data and global batch, on one device and on several: JAX DataParallel and
+ModelParallel on 4 simulated CPU devices, TensorFlow MirroredStrategy on 2 logical CPUs, torch
+DistributedDataParallel over 2 gloo processes. `nox -s distributed` runs them with all three
+frameworks installed. The other tests (arguments, layout map, docstrings) run on any backend.
+"""
+
+import doctest
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from spectralmix import distribute
+from spectralmix.models import FFTNetClassifier, FFTNetViTImageClassifier
+from tests.distribute_worker import CASES
+from tests.tolerances import TOLERANCES
+
+BACKEND = keras.config.backend()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MLP = {
+    "mlp_dense1/kernel": (None, "model"),
+    "mlp_dense1/bias": ("model",),
+    "mlp_dense2/kernel": ("model", None),
+}
+#: Weight path suffix -> mesh axis per dimension, for every weight that must be sharded.
+SHARDED = {
+    "fftnet": {
+        "token_mixer/context_dense/kernel": (None, "model"),
+        "token_mixer/context_dense/bias": ("model",),
+        "token_mixer/modulation_dense/kernel": ("model", None),
+        **MLP,
+    },
+    "attention": {
+        **{f"token_mixer/{p}/kernel": (None, "model", None) for p in ("query", "key", "value")},
+        **{f"token_mixer/{p}/bias": ("model", None) for p in ("query", "key", "value")},
+        "token_mixer/attention_output/kernel": ("model", None, None),
+        **MLP,
+    },
+    "fnet": MLP,
+}
+
+
+def _expected_axes(path, mixer):
+    for suffix, axes in SHARDED[mixer].items():
+        if path.endswith(suffix):
+            return axes
+    return None
+
+
+def _run_worker(case, out):
+    backend = CASES[case][0]
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": ROOT}
+    env.pop("XLA_FLAGS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.distribute_worker", case, str(out)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"{case} failed:\n{result.stderr[-4000:]}"
+    return np.load(out)
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("case", list(CASES))
+def test_several_devices_train_like_one(case, tmp_path):
+    backend, mode, num_devices, names = CASES[case]
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    data = _run_worker(case, tmp_path / "result.npz")
+    tol = TOLERANCES["distributed"]
+    for name in names:
+        assert int(data[f"{name}/replicas"]) == num_devices, name
+        single, spread = data[f"{name}/single_losses"], data[f"{name}/distributed_losses"]
+        assert single.shape == spread.shape == (4,), name
+        assert np.isfinite(single).all(), name
+        np.testing.assert_allclose(spread, single, rtol=tol, atol=tol, err_msg=f"{name} losses")
+        keys = sorted(k for k in data.files if k.startswith(f"{name}/single_w"))
+        assert keys, name
+        moved = max(
+            float(np.abs(data[k] - data[k.replace("single", "initial")]).max()) for k in keys
+        )
+        assert moved > 100 * tol, f"{name}: training barely moved the weights ({moved})"
+        for key in keys:
+            np.testing.assert_allclose(
+                data[key.replace("single", "distributed")],
+                data[key],
+                rtol=tol,
+                atol=tol,
+                err_msg=f"{name} weight {key}",
+            )
+        if mode == "model":
+            mixer = name.split("_")[-1] if name.startswith("sequence") else "fftnet"
+            specs = [k for k in data.files if k.startswith(f"{name}/spec/")]
+            sharded = 0
+            for key in specs:
+                path = key[len(f"{name}/spec/") :]
+                expected = _expected_axes(path, mixer)
+                got = tuple(s or None for s in data[key].tolist())
+                if expected is None:
+                    assert not any(got), f"{path} should be replicated, is {got}"
+                else:
+                    assert got == expected, f"{path}: {got} != {expected}"
+                    sharded += 1
+                assert int(data[key.replace("/spec/", "/devices/")]) == num_devices, path
+            assert sharded == len(SHARDED[mixer]), (name, sharded)
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"mode": "pipeline"}, ValueError, "Received: mode='pipeline'"),
+        ({"num_devices": 0}, ValueError, "`num_devices` must be >= 1. Received: num_devices=0"),
+        ({"num_devices": -2}, ValueError, "Received: num_devices=-2"),
+        ({"num_devices": 2.0}, TypeError, "Received: num_devices=2.0"),
+        ({"num_devices": True}, TypeError, "Received: num_devices=True"),
+        ({"backend": "numpy"}, ValueError, "Received: backend='numpy'"),
+        ({"mode": "model", "backend": "tensorflow"}, ValueError, "mode='data'.*MirroredStrategy"),
+        ({"mode": "model", "backend": "torch"}, ValueError, "mode='data'.*fit_torch_ddp"),
+    ],
+)
+def test_configure_devices_rejects(kwargs, error, match, monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    arguments = {"mode": "data", "num_devices": 2, "backend": "jax", **kwargs}
+    with pytest.raises(error, match=match):
+        distribute.configure_devices(**arguments)
+    assert "XLA_FLAGS" not in os.environ
+
+
+def test_configure_devices_sets_the_jax_host_device_count(monkeypatch):
+    # As before JAX is imported: the flag replaces any earlier count and keeps other flags.
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_foo=1 --xla_force_host_platform_device_count=2")
+    distribute.configure_devices("model", 8, "jax")
+    assert os.environ["XLA_FLAGS"] == ("--xla_cpu_foo=1 --xla_force_host_platform_device_count=8")
+
+
+@pytest.mark.skipif(BACKEND not in ("jax", "tensorflow"), reason="needs a started JAX or TF")
+def test_configure_devices_too_late_is_an_error():
+    keras.ops.convert_to_numpy(keras.ops.ones(2) + 1)  # the framework has started
+    with pytest.raises(RuntimeError, match="Received: num_devices=4096"):
+        distribute.configure_devices("data", 4096, BACKEND)
+    distribute.configure_devices("data", 1, BACKEND)  # as many as there are: fine
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (("pipeline",), {}, "Received: mode='pipeline'"),
+        (("data", 0), {}, "Received: num_devices=0"),
+        (("data", 1), {"model_axis_size": 1}, "mode='model' only.*mode='data'"),
+        (("model", 1), {"model_axis_size": 0}, "Received: model_axis_size=0"),
+    ],
+)
+def test_distribution_scope_rejects_arguments(args, kwargs, match):
+    with pytest.raises(ValueError, match=match), distribute.distribution_scope(*args, **kwargs):
+        pass
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch backend")
+def test_distribution_scope_on_torch_names_fit_torch_ddp():
+    with pytest.raises(ValueError, match="fit_torch_ddp"), distribute.distribution_scope():
+        pass
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tensorflow backend")
+def test_model_parallel_on_tensorflow_names_the_alternatives():
+    with (
+        pytest.raises(ValueError, match="mode='data'.*KERAS_BACKEND=jax"),
+        distribute.distribution_scope("model"),
+    ):
+        pass
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax backend")
+def test_jax_scope_checks_the_device_count():
+    visible = len(keras.distribution.list_devices())
+    with (
+        pytest.raises(ValueError, match=f"Received: num_devices={visible + 1}"),
+        distribute.distribution_scope("data", visible + 1),
+    ):
+        pass
+    with (
+        pytest.raises(ValueError, match="model_axis_size=2, num_devices=1"),
+        distribute.distribution_scope("model", 1, model_axis_size=2),
+    ):
+        pass
+    with distribute.distribution_scope("model", 1) as engine:
+        assert keras.distribution.distribution() is engine
+        assert isinstance(engine, keras.distribution.ModelParallel)
+    assert keras.distribution.distribution() is None
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="not torch")
+def test_fit_torch_ddp_needs_torch():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=f"Received: backend='{BACKEND}'"):
+        distribute.fit_torch_ddp(model, np.ones((4, 2)), np.ones((4, 1)), num_processes=2,
+                                 batch_size=4)  # fmt: skip
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch backend")
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_processes": 0}, ValueError, "Received: num_processes=0"),
+        ({"num_processes": "2"}, TypeError, "Received: num_processes='2'"),
+        ({"batch_size": 3}, ValueError, "batch_size=3, num_processes=2"),
+        ({"epochs": 0}, ValueError, "Received: epochs=0"),
+        ({"y": np.ones((5, 1))}, ValueError, "len\\(x\\)=4, len\\(y\\)=5"),
+    ],
+)
+def test_fit_torch_ddp_rejects(kwargs, error, match):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    arguments = {"x": np.ones((4, 2)), "y": np.ones((4, 1)), "num_processes": 2, "batch_size": 4}
+    with pytest.raises(error, match=match):
+        distribute.fit_torch_ddp(model, **{**arguments, **kwargs})
+
+
+# --- layout map ------------------------------------------------------------------------------
+
+
+def _mesh():
+    return keras.distribution.DeviceMesh((1, 1), ["batch", "model"], ["cpu:0"])
+
+
+@pytest.mark.parametrize(
+    ("family", "mixer", "variant"),
+    [
+        ("sequence", "fftnet", "v1"),
+        ("sequence", "fftnet", "v2"),
+        ("sequence", "attention", "v1"),
+        ("sequence", "fnet", "v1"),
+        ("vit", "fftnet", "v1"),
+    ],
+)
+def test_layout_map_shards_exactly_the_mlps(family, mixer, variant):
+    common = {"hidden_dim": 8, "num_layers": 2, "num_heads": 2, "token_mixer": mixer,
+              "variant": variant}  # fmt: skip
+    if family == "sequence":
+        model = FFTNetClassifier(vocabulary_size=10, num_classes=3, max_sequence_length=8, **common)
+    else:
+        model = FFTNetViTImageClassifier(
+            num_classes=3, image_size=4, patch_size=2, num_channels=1, **common
+        )
+    layout = distribute.fftnet_layout_map(_mesh())
+    sharded = 0
+    for v in model.weights:
+        expected = _expected_axes(v.path, mixer)
+        got = layout[v.path]
+        if expected is None:
+            assert got is None, v.path
+        else:
+            assert got.axes == expected, v.path
+            assert len(got.axes) == len(v.shape), v.path
+            sharded += 1
+    assert sharded == 2 * len(SHARDED[mixer])  # two blocks
+
+
+def test_layout_map_rejects_a_missing_axis():
+    with pytest.raises(ValueError, match="Received: model_axis='tensor'"):
+        distribute.fftnet_layout_map(_mesh(), model_axis="tensor")
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(distribute, extraglobs={"keras": keras}, verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
