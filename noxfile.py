@@ -25,7 +25,13 @@ def _install(session: nox.Session, requirements: str, *groups: str) -> None:
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one Keras backend (`nox -s tests` runs jax, tensorflow and torch)."""
     _install(session, backend, "test")
-    session.run("pytest", "-m", "not equivalence", *session.posargs, env={"KERAS_BACKEND": backend})
+    session.run(
+        "pytest",
+        "-m",
+        "not equivalence and not distributed",
+        *session.posargs,
+        env={"KERAS_BACKEND": backend},
+    )
 
 
 @nox.session
@@ -34,6 +40,14 @@ def equivalence(session: nox.Session) -> None:
     with the same outputs and gradients (all three frameworks in one environment)."""
     _install(session, "all", "test")
     session.run("pytest", "-m", "equivalence", *session.posargs)
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """Several devices train like one: JAX DataParallel/ModelParallel on 4 simulated host
+    devices, TensorFlow MirroredStrategy on 2 logical CPUs, torch DDP over 2 gloo processes."""
+    _install(session, "all", "test")
+    session.run("pytest", "-m", "distributed", *session.posargs)
 
 
 @nox.session
