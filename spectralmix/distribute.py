@@ -473,11 +473,19 @@ def ddp_train_loop(
 
     Returns:
         The loss of every step, averaged over the global batch.
+
+    Raises:
+        ValueError: if `model` is not compiled or `batch_size` does not split evenly.
     """
     import keras
     import torch
     import torch.distributed as dist
 
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            "ddp_train_loop trains with the model's optimizer and loss: compile the model "
+            "first. Received: model.optimizer=None"
+        )
     rank, world = dist.get_rank(), dist.get_world_size()
     if batch_size % world:
         raise ValueError(

@@ -4,7 +4,7 @@ start): `python -m tests.distribute_worker CASE OUT.npz` with `KERAS_BACKEND` se
 Trains the same tiny model from the same weights on the same data with SGD twice — once on one
 device with `fit`, once with spectralmix.distribute on several devices — and saves both
 per-step losses, the initial and both final weights, and what the distributed run ran on
-(replicas; on JAX each weight's sharding).
+(replicas; the devices holding each weight; on JAX each weight's sharding).
 
 Cases: `jax_data` (DataParallel, 4 devices), `jax_model` (ModelParallel, 4 devices as a 2×2
 batch×model mesh), `tensorflow_data` (MirroredStrategy, 2 logical CPUs), `torch_data`
@@ -134,6 +134,10 @@ def main(case: str, out: str) -> None:
                 losses = fit(model, x, y)
             if backend == "tensorflow":
                 results[f"{name}/replicas"] = engine.num_replicas_in_sync
+                # Every weight mirrored: one copy per device.
+                for v in model.weights:
+                    copies = {c.device for c in getattr(v.value, "values", ())}
+                    results[f"{name}/devices/{v.path}"] = len(copies)
             else:
                 results[f"{name}/replicas"] = len(engine.device_mesh.devices.flatten())
                 # How each weight is laid out: the mesh axis per dimension ("" = replicated).

@@ -100,6 +100,11 @@ def test_several_devices_train_like_one(case, tmp_path):
                 atol=tol,
                 err_msg=f"{name} weight {key}",
             )
+        placed = [k for k in data.files if k.startswith(f"{name}/devices/")]
+        if backend != "torch":  # torch: DDP keeps a full copy in every process
+            assert len(placed) == len(keys), name
+        for key in placed:
+            assert int(data[key]) == num_devices, f"{key} on {int(data[key])} devices"
         if mode == "model":
             mixer = name.split("_")[-1] if name.startswith("sequence") else "fftnet"
             specs = [k for k in data.files if k.startswith(f"{name}/spec/")]
@@ -113,7 +118,6 @@ def test_several_devices_train_like_one(case, tmp_path):
                 else:
                     assert got == expected, f"{path}: {got} != {expected}"
                     sharded += 1
-                assert int(data[key.replace("/spec/", "/devices/")]) == num_devices, path
             assert sharded == len(SHARDED[mixer]), (name, sharded)
 
 
