@@ -317,9 +317,11 @@ def fit_torch_ddp(
     shuffle: bool = False,
     seed: int = 0,
 ) -> list[float]:
-    """Trains a Keras model (torch backend) under `DistributedDataParallel` on CPU processes.
+    """Trains a Keras model (torch backend) under `DistributedDataParallel` in local processes.
 
-    Spawns `num_processes` processes (`torch.multiprocessing`, gloo backend on 127.0.0.1).
+    Spawns `num_processes` processes (`torch.multiprocessing`, gloo backend on 127.0.0.1; on a
+    GPU machine they all use Keras's default device, so this is for CPUs and for checks).
+    Like any spawning code, the calling script needs an `if __name__ == "__main__":` guard.
     Each rebuilds `model` from its Keras config and weights, wraps it in
     `torch.nn.parallel.DistributedDataParallel` (which all-reduces the gradients), and runs
     `ddp_train_loop` on its share of every global batch. The trained weights (identical on
