@@ -24,9 +24,24 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # importing Keras here would start JAX before configure_devices
+    import keras
+
+__all__ = [
+    "BACKENDS",
+    "BATCH_AXIS",
+    "MODEL_AXIS",
+    "MODES",
+    "configure_devices",
+    "ddp_train_loop",
+    "distribution_scope",
+    "fftnet_layout_map",
+    "fit_torch_ddp",
+]
 
 #: `"data"`: replicate the weights, split each batch. `"model"`: also shard the big weights.
 MODES = ("data", "model")
@@ -150,7 +165,9 @@ def _configure_tensorflow(num_devices: int) -> None:
             ) from error
 
 
-def fftnet_layout_map(device_mesh: Any, model_axis: str = MODEL_AXIS) -> Any:
+def fftnet_layout_map(
+    device_mesh: keras.distribution.DeviceMesh, model_axis: str = MODEL_AXIS
+) -> keras.distribution.LayoutMap:
     """A `keras.distribution.LayoutMap` that shards FFTNet and FFTNetViT weights on one axis.
 
     Megatron-style pairs, so each pair needs one reduction: the adaptive filter's MLP
@@ -305,7 +322,7 @@ def distribution_scope(
 
 
 def fit_torch_ddp(
-    model: Any,
+    model: keras.Model,
     x: np.ndarray,
     y: np.ndarray,
     *,
@@ -446,7 +463,7 @@ def _ddp_process(rank: int, world_size: int, job: dict, result: str) -> None:
 
 
 def ddp_train_loop(
-    model: Any,
+    model: keras.Model,
     x: np.ndarray,
     y: np.ndarray,
     *,
