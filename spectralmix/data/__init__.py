@@ -1,0 +1,1 @@
+"""Datasets: readers, vocabularies and length-bucketed batching, free of any framework."""

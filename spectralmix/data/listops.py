@@ -1,0 +1,248 @@
+"""LRA ListOps: the TSV reader, the fixed vocabulary and length-bucketed batches.
+
+The Long Range Arena files (`basic_{train,val,test}.tsv[.gz]`) have a header `Source<TAB>Target`;
+`Source` is a ListOps expression such as `( ( [MAX 2 ) 9 ) ]` and `Target` its value 0-9.
+Tokenisation follows LRA's input pipeline: the parentheses are dropped, the remaining
+whitespace-separated tokens (`[MIN [MAX [MED [SM ] 0 … 9`) map to fixed ids.
+
+Batches are bucketed by length: examples of similar length are batched together and padded
+to the bucket's bound only, so a batch of 600-token expressions is not padded to 2000. The
+padding id is 0, which `FFTNetClassifier`'s embedding turns into a Keras mask.
+
+Examples:
+    >>> encode("( ( [MAX 2 ) 9 ) ]")
+    [13, 4, 11, 16]
+    >>> decode([13, 4, 11, 16])
+    '[MAX 2 9 ]'
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+#: Id 0 pads (masked by the models), id 1 is a class token for models that read one from the
+#: id stream (spectralmix's classifiers learn their own, so the reader does not insert it).
+PAD, CLS = "[PAD]", "[CLS]"
+OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
+VOCABULARY: tuple[str, ...] = (PAD, CLS, *(str(d) for d in range(10)), *OPERATORS, "]")
+TOKEN_IDS: dict[str, int] = {token: i for i, token in enumerate(VOCABULARY)}
+VOCABULARY_SIZE = len(VOCABULARY)
+NUM_CLASSES = 10
+#: LRA ListOps sequences are at most 2,000 tokens (after the parentheses are dropped).
+MAX_LENGTH = 2000
+SPLITS = ("train", "val", "test")
+_DROPPED = frozenset("()")
+
+
+class ListOps(NamedTuple):
+    """One split: `token_ids` is a list of int32 arrays (unpadded), `labels` int32 `(n,)`."""
+
+    token_ids: list[np.ndarray]
+    labels: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(t) for t in self.token_ids], dtype=np.int64)
+
+
+def encode(source: str, *, max_length: int = MAX_LENGTH) -> list[int]:
+    """Token ids of one expression (parentheses dropped). Unknown tokens and expressions
+    longer than `max_length` raise `ValueError`: nothing is truncated."""
+    ids = []
+    for token in source.split():
+        if token in _DROPPED:
+            continue
+        if token not in TOKEN_IDS or token in (PAD, CLS):
+            raise ValueError(
+                f"Unknown ListOps token {token!r}; the vocabulary is {list(VOCABULARY[2:])}. "
+                f"Received: source={_clip(source)}"
+            )
+        ids.append(TOKEN_IDS[token])
+    if len(ids) > max_length:
+        raise ValueError(
+            f"A ListOps expression has {len(ids)} tokens, more than max_length={max_length} "
+            f"(nothing is truncated). Received: source={_clip(source)}"
+        )
+    return ids
+
+
+def decode(token_ids: Sequence[int]) -> str:
+    """The tokens of `token_ids` joined by spaces (padding skipped)."""
+    return " ".join(VOCABULARY[int(i)] for i in token_ids if int(i) != 0)
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return repr(text if len(text) <= width else text[:width] + "...")
+
+
+def _open_text(path: str | os.PathLike):
+    path = os.fspath(path)
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def read_tsv(
+    path: str | os.PathLike, *, max_length: int = MAX_LENGTH, limit: int | None = None
+) -> ListOps:
+    """Reads an LRA ListOps TSV file (plain or `.gz`) with a `Source<TAB>Target` header.
+
+    Args:
+        path: the file.
+        max_length: longest expression accepted, in tokens; longer ones raise `ValueError`.
+        limit: read only the first `limit` examples (for smoke runs).
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"No ListOps file at path={os.fspath(path)!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None. Received: limit={limit!r}")
+    token_ids, labels = [], []
+    with _open_text(path) as lines:
+        header = next(lines, "").rstrip("\n").split("\t")
+        if header != ["Source", "Target"]:
+            raise ValueError(
+                f"{os.fspath(path)!r} is not an LRA ListOps TSV: expected the header "
+                f"'Source<TAB>Target'. Received: {header!r}"
+            )
+        for number, line in enumerate(lines, start=2):
+            if limit is not None and len(labels) == limit:
+                break
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 2 or fields[1].strip() not in {str(d) for d in range(10)}:
+                raise ValueError(
+                    f"{os.fspath(path)!r} line {number}: expected 'expression<TAB>0-9'. "
+                    f"Received: {_clip(line)}"
+                )
+            token_ids.append(np.asarray(encode(fields[0], max_length=max_length), np.int32))
+            labels.append(int(fields[1]))
+    return ListOps(token_ids, np.asarray(labels, dtype=np.int32))
+
+
+def split_path(directory: str | os.PathLike, split: str) -> str:
+    """`DIR/basic_{split}.tsv.gz` or `DIR/basic_{split}.tsv`, whichever exists."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
+    for suffix in (".tsv.gz", ".tsv"):
+        path = os.path.join(os.fspath(directory), f"basic_{split}{suffix}")
+        if os.path.isfile(path):
+            return path
+    raise ValueError(
+        f"No basic_{split}.tsv.gz or basic_{split}.tsv in data={os.fspath(directory)!r}. "
+        "Make the files with `spectralmix data listops --out DIR`."
+    )
+
+
+def pad(token_ids: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Stacks sequences into an int32 `(n, length)` array padded with 0 at the end."""
+    longest = max((len(t) for t in token_ids), default=0)
+    if longest > length:
+        raise ValueError(f"length={length} is shorter than the longest sequence ({longest})")
+    out = np.zeros((len(token_ids), length), dtype=np.int32)
+    for row, ids in zip(out, token_ids, strict=True):
+        row[: len(ids)] = ids
+    return out
+
+
+def bucket_bounds(max_length: int = MAX_LENGTH, step: int = 128) -> list[int]:
+    """Padded lengths: multiples of `step` up to `max_length` (the last one is `max_length`).
+
+    Few distinct shapes keep JAX and `tf.function` from retracing per batch; padding stays
+    under `step` tokens per example.
+    """
+    bounds = list(range(step, max_length, step))
+    return [*bounds, max_length]
+
+
+def make_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    *,
+    bounds: Sequence[int] | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> list[tuple[int, np.ndarray]]:
+    """Groups example indices into batches of at most `batch_size` whose lengths share a bucket.
+
+    Returns `(padded_length, indices)` pairs. With `shuffle`, examples are shuffled within
+    their buckets and the batch order is shuffled (seeded); otherwise batches come in bucket
+    order. Every example is in exactly one batch.
+    """
+    bounds = sorted(bounds or bucket_bounds(max(int(np.max(lengths, initial=1)), 1)))
+    lengths = np.asarray(lengths)
+    if lengths.size and lengths.max() > bounds[-1]:
+        raise ValueError(f"A sequence of {lengths.max()} tokens exceeds the largest bucket")
+    rng = np.random.default_rng(seed)
+    bucket_of = np.searchsorted(bounds, lengths, side="left")
+    batches = []
+    for bucket, bound in enumerate(bounds):
+        members = np.flatnonzero(bucket_of == bucket)
+        if shuffle:
+            members = rng.permutation(members)
+        for start in range(0, len(members), batch_size):
+            batches.append((int(bound), members[start : start + batch_size]))
+    if shuffle:
+        order = rng.permutation(len(batches))
+        batches = [batches[i] for i in order]
+    return batches
+
+
+def bucketed_dataset(
+    data: ListOps,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    start_epoch: int = 0,
+    step: int = 128,
+):
+    """Length-bucketed `(token_ids, labels)` batches as a `keras.utils.PyDataset`, which
+    `fit`, `evaluate` and `predict` accept on every backend.
+
+    With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e` (reshuffled in
+    `on_epoch_end`), so a run resumed at `start_epoch` sees the same batches as an
+    uninterrupted one.
+    """
+    import keras
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
+        )
+    bounds = bucket_bounds(max(MAX_LENGTH, int(data.lengths.max(initial=1))), step)
+
+    class BucketedListOps(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = start_epoch
+            self._plan()
+
+        def _plan(self):
+            self.batches = make_batches(
+                data.lengths, batch_size, bounds=bounds, shuffle=shuffle, seed=seed + self.epoch
+            )
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, index):
+            length, members = self.batches[index]
+            return pad([data.token_ids[i] for i in members], length), data.labels[members]
+
+        def on_epoch_end(self):
+            if shuffle:
+                self.epoch += 1
+                self._plan()
+
+    return BucketedListOps()
+
+
+def iter_batches(data: ListOps, batch_size: int, step: int = 128) -> Iterator[tuple]:
+    """Bucketed `(token_ids, labels)` numpy batches in bucket order (for evaluation loops)."""
+    bounds = bucket_bounds(max(MAX_LENGTH, int(data.lengths.max(initial=1))), step)
+    for length, members in make_batches(data.lengths, batch_size, bounds=bounds):
+        yield pad([data.token_ids[i] for i in members], length), data.labels[members]

@@ -1,0 +1,108 @@
+"""Resumable training: a checkpoint after every epoch, written so that a kill never leaves a
+half-written or inconsistent one.
+
+A run directory holds `state.json` (completed epochs, history, the current checkpoint's file
+name, the best validation score) and the `.keras` files it names. Each epoch writes the new
+`.keras` file under a temporary name, renames it into place, then replaces `state.json`
+the same way; only then is the previous checkpoint deleted. Whatever moment a run is
+killed at, `state.json` names a complete checkpoint and the epoch it was taken after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Any
+
+import keras
+
+STATE_FILE = "state.json"
+BEST_FILE = "best.keras"
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes `text` to `path` through a temporary file in the same directory and a rename."""
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_save_model(model: keras.Model, path: str) -> None:
+    """`model.save(path)` (weights, config, optimizer state) through a temporary `.keras` file."""
+    handle, tmp = tempfile.mkstemp(
+        dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".keras"
+    )
+    os.close(handle)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_state(run_dir: str) -> dict[str, Any] | None:
+    """The run's state, or `None` when `run_dir` holds no checkpoint yet."""
+    path = os.path.join(run_dir, STATE_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the model (with its optimizer state) and the run state after every epoch, and the
+    best model by `monitor` (higher is better) as `best.keras`.
+
+    Args:
+        run_dir: the run directory (created if missing).
+        state: the state to continue (from `read_state`) or `None` for a new run.
+        monitor: the log key that picks the best epoch, e.g. `"val_accuracy"`.
+        metadata: JSON-serialisable facts stored in the state (e.g. the run's arguments).
+    """
+
+    def __init__(self, run_dir: str, state=None, monitor="val_accuracy", metadata=None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.monitor = monitor
+        self.state = state or {
+            "epochs_done": 0,
+            "checkpoint": None,
+            "history": {},
+            "best": None,
+            "best_epoch": None,
+            "train_seconds": 0.0,
+            "metadata": metadata or {},
+        }
+        self._epoch_start = None
+        os.makedirs(run_dir, exist_ok=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._epoch_start is not None:
+            self.state["train_seconds"] += time.perf_counter() - self._epoch_start
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        state = self.state
+        for key, value in logs.items():
+            state["history"].setdefault(key, []).append(value)
+        score = logs.get(self.monitor)
+        if score is not None and (state["best"] is None or score > state["best"]):
+            atomic_save_model(self.model, os.path.join(self.run_dir, BEST_FILE))
+            state["best"], state["best_epoch"] = score, epoch + 1
+        name = f"epoch-{epoch + 1:04d}.keras"
+        atomic_save_model(self.model, os.path.join(self.run_dir, name))
+        previous, state["checkpoint"], state["epochs_done"] = state["checkpoint"], name, epoch + 1
+        atomic_write_text(os.path.join(self.run_dir, STATE_FILE), json.dumps(state, indent=1))
+        if previous and previous != name:
+            os.remove(os.path.join(self.run_dir, previous))

@@ -1,0 +1,126 @@
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from spectralmix.data import listops
+
+
+def test_tokens_follow_lra_parentheses_dropped():
+    ids = listops.encode("( ( ( [MAX 2 ) ( ( [SM 0 ) 9 ) ] ) ] )")
+    assert listops.decode(ids) == "[MAX 2 [SM 0 9 ] ]"
+    # Hand-checked ids: PAD 0, CLS 1, digits 2-11, [MIN 12 [MAX 13 [MED 14 [SM 15, ] 16.
+    assert ids == [13, 4, 15, 2, 11, 16, 16]
+    assert listops.VOCABULARY_SIZE == 17
+    assert listops.TOKEN_IDS["[PAD]"] == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("( [MAX 2 x ] )", "'x'"), ("[CLS] 1", "'[CLS]'"), ("1 " * 2001, "max_length=2000")],
+)
+def test_bad_expressions_raise_instead_of_truncating(source, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        listops.encode(source)
+
+
+def test_reader_on_the_shared_test_split(listops_dir):
+    split = listops.read_tsv(listops.split_path(listops_dir, "test"))
+    assert len(split.token_ids) == len(split.labels) == 2000
+    # The data README: lengths 501-1999 tokens after the parentheses are dropped, 10 classes.
+    assert split.lengths.min() > 500
+    assert split.lengths.max() < 2000
+    assert set(np.unique(split.labels)) == set(range(10))
+    assert all(t.dtype == np.int32 and t.min() >= 2 for t in split.token_ids)
+    first = listops.read_tsv(listops.split_path(listops_dir, "test"), limit=3)
+    np.testing.assert_array_equal(first.labels, split.labels[:3])
+
+
+def test_plain_and_gzip_files_read_the_same(tmp_path):
+    rows = "Source\tTarget\n( ( [MIN 3 ) 4 ] )\t3\n( ( ( [SM 7 ) 8 ) ] )\t5\n"
+    (tmp_path / "a.tsv").write_text(rows)
+    with gzip.open(tmp_path / "a.tsv.gz", "wt") as f:
+        f.write(rows)
+    plain, zipped = listops.read_tsv(tmp_path / "a.tsv"), listops.read_tsv(tmp_path / "a.tsv.gz")
+    np.testing.assert_array_equal(plain.labels, [3, 5])
+    np.testing.assert_array_equal(zipped.labels, [3, 5])
+    for a, b in zip(plain.token_ids, zipped.token_ids, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("Input\tLabel\n", "header"), ("Source\tTarget\n[MIN 1 ]\t12\n", "line 2")],
+)
+def test_malformed_files_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        listops.read_tsv(path)
+
+
+def test_missing_files_and_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="path="):
+        listops.read_tsv(tmp_path / "nothing.tsv")
+    with pytest.raises(ValueError, match="spectralmix data listops"):
+        listops.split_path(tmp_path, "train")
+    with pytest.raises(ValueError, match="split='dev'"):
+        listops.split_path(tmp_path, "dev")
+    (tmp_path / "x.tsv").write_text("Source\tTarget\n")
+    with pytest.raises(ValueError, match="limit=0"):
+        listops.read_tsv(tmp_path / "x.tsv", limit=0)
+
+
+def test_buckets_cover_every_example_once_with_little_padding():
+    lengths = np.random.default_rng(0).integers(501, 2000, size=1000)
+    bounds = listops.bucket_bounds()
+    assert bounds[0] == 128
+    assert bounds[-1] == 2000
+    assert len(bounds) == 16
+    batches = listops.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=3)
+    members = np.concatenate([m for _, m in batches])
+    np.testing.assert_array_equal(np.sort(members), np.arange(1000))
+    for bound, m in batches:
+        assert len(m) <= 32
+        assert np.all(lengths[m] <= bound)
+        assert np.all(lengths[m] > bound - 128)
+    again = listops.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=3)
+    other = listops.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=4)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(batches, again, strict=True))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(batches, other, strict=True))
+
+
+def test_keras_dataset_pads_with_zeros_and_resumes_the_same_epochs():
+    rng = np.random.default_rng(1)
+    data = listops.ListOps(
+        [rng.integers(2, 17, size=n).astype(np.int32) for n in rng.integers(5, 300, size=50)],
+        rng.integers(0, 10, size=50).astype(np.int32),
+    )
+    dataset = listops.bucketed_dataset(data, 8, shuffle=True, seed=5)
+    assert len(dataset) == len(dataset.batches)
+    assert sorted(np.concatenate([m for _, m in dataset.batches])) == list(range(50))
+    token_ids, labels = dataset[0]
+    length, members = dataset.batches[0]
+    assert token_ids.shape == (len(members), length)
+    assert token_ids.dtype == np.int32
+    for row, i in zip(token_ids, members, strict=True):
+        n = len(data.token_ids[i])
+        np.testing.assert_array_equal(row[:n], data.token_ids[i])
+        assert not row[n:].any()
+    np.testing.assert_array_equal(labels, data.labels[members])
+    dataset.on_epoch_end()  # epoch 1's plan
+    resumed = listops.bucketed_dataset(data, 8, shuffle=True, seed=5, start_epoch=1)
+    assert [m.tolist() for _, m in dataset.batches] == [m.tolist() for _, m in resumed.batches]
+    with pytest.raises(ValueError, match="batch_size=0"):
+        listops.bucketed_dataset(data, 0)
+
+
+def test_pad_refuses_to_truncate():
+    with pytest.raises(ValueError, match="length=3"):
+        listops.pad([np.arange(5)], 3)
+
+
+def test_split_path_prefers_existing_files(tmp_path):
+    (tmp_path / "basic_val.tsv").write_text("Source\tTarget\n")
+    assert listops.split_path(tmp_path, "val") == os.path.join(str(tmp_path), "basic_val.tsv")

@@ -1,0 +1,44 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from spectralmix.tasks import checkpointing
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = str(tmp_path / "state.json")
+    checkpointing.atomic_write_text(path, '{"epochs_done": 1}')
+    with pytest.raises(TypeError):
+        checkpointing.atomic_write_text(path, None)
+    assert json.loads((tmp_path / "state.json").read_text()) == {"epochs_done": 1}
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_every_epoch_leaves_one_complete_checkpoint_and_the_best(tmp_path):
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    callback = checkpointing.EpochCheckpoint(str(tmp_path), metadata={"run": "test"})
+    model.fit(
+        x, y, epochs=3, batch_size=16, validation_data=(x, y), callbacks=[callback], verbose=0
+    )
+
+    state = checkpointing.read_state(str(tmp_path))
+    assert state["epochs_done"] == 3
+    assert state["checkpoint"] == "epoch-0003.keras"
+    assert len(state["history"]["val_accuracy"]) == 3
+    assert state["best"] == max(state["history"]["val_accuracy"])
+    assert state["metadata"] == {"run": "test"}
+    assert state["train_seconds"] > 0
+    assert sorted(os.listdir(tmp_path)) == ["best.keras", "epoch-0003.keras", "state.json"]
+    restored = keras.saving.load_model(str(tmp_path / "epoch-0003.keras"))
+    for a, b in zip(restored.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The optimizer state travels with the checkpoint: 3 epochs x 4 steps.
+    assert int(restored.optimizer.iterations) == 12
+    assert checkpointing.read_state(str(tmp_path / "empty")) is None

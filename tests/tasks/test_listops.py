@@ -1,0 +1,69 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from spectralmix.data import listops as data_lib
+from spectralmix.tasks import listops
+
+TINY = {"hidden_dim": 16, "num_layers": 1, "num_heads": 2}
+
+
+@pytest.mark.parametrize("model", listops.MODELS)
+def test_the_three_models_differ_only_in_the_token_mixer(model):
+    classifier = listops.build_model(model, **TINY)
+    assert classifier.backbone.token_mixer == model
+    assert classifier.backbone.max_sequence_length == data_lib.MAX_LENGTH
+    assert classifier.backbone.vocabulary_size == data_lib.VOCABULARY_SIZE
+    assert classifier.num_classes == 10
+
+
+def test_train_checkpoints_reports_and_refuses_to_overwrite(tiny_listops_dir, tmp_path):
+    out = str(tmp_path / "run")
+    metrics = listops.train(tiny_listops_dir, out, epochs=2, verbose=0, model_options=TINY)
+    assert metrics["epochs"] == 2
+    assert metrics["best_epoch"] in (1, 2)
+    assert metrics["steps"] == 2 * 5  # 160 examples, batches of 32 within length buckets
+    assert metrics["test_examples"] == 48
+    with open(os.path.join(out, "metrics.json")) as f:
+        assert json.load(f) == metrics
+    # The reported accuracy is the best checkpoint's, recomputed here independently.
+    best = keras.saving.load_model(os.path.join(out, "best.keras"))
+    test = data_lib.read_tsv(data_lib.split_path(tiny_listops_dir, "test"))
+    predictions = [
+        np.argmax(best.predict_on_batch(data_lib.pad([ids], len(ids)))[0]) for ids in test.token_ids
+    ]
+    assert metrics["test_accuracy"] == round(float(np.mean(predictions == test.labels)), 4)
+
+    with pytest.raises(ValueError, match="already holds a run"):
+        listops.train(tiny_listops_dir, out, epochs=2, verbose=0, model_options=TINY)
+    with pytest.raises(ValueError, match="arguments of the run"):
+        listops.train(tiny_listops_dir, out, epochs=3, resume=True, verbose=0, model_options=TINY)
+    again = listops.train(tiny_listops_dir, out, epochs=2, resume=True, model_options=TINY)
+    assert again["resumed_from_epoch"] == 2
+    assert again["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_evaluate_and_load(tiny_listops_dir, tmp_path):
+    model = listops.build_model("fnet", **TINY)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    test_file = data_lib.split_path(tiny_listops_dir, "test")
+    result = listops.evaluate(listops.load(path=path), test_file)
+    assert result["n"] == 48
+    assert result["accuracy"] == round(listops.accuracy(model, data_lib.read_tsv(test_file)), 4)
+    with pytest.raises(ValueError, match="exactly one"):
+        listops.load()
+    with pytest.raises(ValueError, match="path="):
+        listops.load(path=str(tmp_path / "missing.keras"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"model": "lstm"}, "model"), ({"epochs": 0}, "epochs"), ({"learning_rate": -1.0}, "-1.0")],
+)
+def test_bad_arguments(tiny_listops_dir, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        listops.train(tiny_listops_dir, str(tmp_path / "r"), verbose=0, **kwargs)
