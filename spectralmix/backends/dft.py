@@ -25,6 +25,7 @@ import functools
 import math
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -35,10 +36,13 @@ name = "dft"
 Tensor = Any
 
 #: Longest sequence for which `fft_impl="auto"` picks this core over the backend's FFT core, per
-#: Keras backend, on CPU: the measured crossover of forward time (`benchmarks/bench_dft.py`,
-#: `benchmarks/results/dft-cpu.json`, 2-core x86 CPU, batch 8, 64 channels, 4 heads). Set by
-#: `benchmarks/bench_dft.py`'s measurement; see docs/export.md for the numbers.
-CROSSOVER = {"jax": 0, "tensorflow": 0, "torch": 0}
+#: Keras backend, on CPU: the measured crossover of forward time (`python
+#: benchmarks/bench_dft.py` → `benchmarks/results/dft-cpu.json`; shared 2-core x86 CPU, batch 8,
+#: 64 channels, 4 heads, minimum of 25 alternating rounds). DFT/FFT ms at 32 / 64 / 128 tokens:
+#: jax 0.13/0.14, 0.25/0.24, 1.07/0.73; tensorflow 0.70/0.86, 0.83/1.12, 1.76/1.71; torch (eager)
+#: 0.67/0.27, 0.83/0.39, 1.28/0.56 (the FFT wins from 8 tokens). Earlier runs under other load
+#: put the jax crossover at 16-48 and tensorflow's at 64-128: the numbers are this machine's.
+CROSSOVER = {"jax": 32, "tensorflow": 64, "torch": 0}
 
 
 def _is_static(length: Any) -> bool:
@@ -90,6 +94,14 @@ def rdft_matrices(length: Any, dtype: str = "float32") -> tuple[Tensor, Tensor]:
     return _dynamic_rdft(length, dtype)
 
 
+def _matmul(a: Tensor, b: Tensor, subscripts: str) -> Tensor:
+    """`ops.matmul`, except float64 on torch: there Keras 3.15 computes `matmul` in float32
+    (its result type maps float64 to float32), while `einsum` keeps float64."""
+    if keras.config.backend() == "torch" and keras.backend.standardize_dtype(a.dtype) == "float64":
+        return ops.einsum(subscripts, a, b)
+    return ops.matmul(a, b)
+
+
 def _length_and_bins(x: Tensor) -> tuple[Any, Any]:
     length = x.shape[1]
     if not _is_static(length):
@@ -104,7 +116,7 @@ def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modre
     channels = x.shape[-1]
     length, num_bins = _length_and_bins(x)
     forward, inverse = rdft_matrices(length, dtype)
-    spectrum = ops.matmul(forward, x)  # (B, 2K, D): real parts, then imaginary parts
+    spectrum = _matmul(forward, x, "kn,bnd->bkd")  # (B, 2K, D): real parts, then imaginary
     head_shape = (-1, num_bins, num_heads, channels // num_heads)
     re = ops.reshape(spectrum[:, :num_bins], head_shape)
     im = ops.reshape(spectrum[:, num_bins:], head_shape)
@@ -120,7 +132,7 @@ def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modre
         [ops.reshape(re, (-1, num_bins, channels)), ops.reshape(im, (-1, num_bins, channels))],
         axis=1,
     )
-    return ops.matmul(inverse, merged)
+    return _matmul(inverse, merged, "nk,bkd->bnd")
 
 
 @functools.lru_cache(maxsize=32)
@@ -149,4 +161,8 @@ def fourier_mixing(x):
     length, _ = _length_and_bins(x)
     cos_n, sin_n = _dft(length, dtype)
     cos_d, sin_d = _dft(int(x.shape[-1]), dtype)
-    return ops.matmul(ops.matmul(cos_n, x), cos_d) - ops.matmul(ops.matmul(sin_n, x), sin_d)
+    left = "mn,bnd->bmd"
+    right = "bnd,de->bne"
+    return _matmul(_matmul(cos_n, x, left), cos_d, right) - _matmul(
+        _matmul(sin_n, x, left), sin_d, right
+    )

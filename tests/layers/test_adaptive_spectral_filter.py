@@ -185,3 +185,53 @@ def test_bad_inputs():
         AdaptiveSpectralFilter(2)(np.ones((1, 8, 4), "int32"))
     with pytest.raises(ValueError, match="max_sequence_length"):
         AdaptiveSpectralFilter(2)(keras.Input((None, 4)))
+
+
+def _with_fft_impl(layer, fft_impl):
+    other = AdaptiveSpectralFilter.from_config({**layer.get_config(), "fft_impl": fft_impl})
+    other.build((None, None, 8))
+    other.set_weights(layer.get_weights())
+    return other
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+@pytest.mark.parametrize("length", [12, 7, 13, 30])
+def test_dft_equals_fft_in_values_and_gradients(rng, variant, length):
+    layer = _built_layer(rng, variant=variant)
+    dft_layer = _with_fft_impl(layer, "dft")
+    assert dft_layer.get_config()["fft_impl"] == "dft"
+    x = rng.standard_normal((3, length, 8))
+    cotangent = rng.standard_normal((3, length, 8))
+    mask = np.ones((3, length), bool)
+    mask[1, length // 2 :] = False
+    y, gx, gw = value_and_grads(layer, x, cotangent, mask=mask)
+    y_dft, gx_dft, gw_dft = value_and_grads(dft_layer, x, cotangent, mask=mask)
+    assert_close(y_dft, y)
+    assert_close(y_dft, _oracle(dft_layer, x, mask))
+    for got, want in zip([gx_dft, *gw_dft], [gx, *gw], strict=True):
+        assert_close(got, want, "float32_grad", scale=True)
+
+
+def test_auto_runs_the_dft_up_to_the_crossover(rng, monkeypatch):
+    from spectralmix.backends import dft
+
+    layer = _built_layer(rng)
+    auto = _with_fft_impl(layer, "auto")
+    calls = []
+    original = dft.spectral_filter
+    monkeypatch.setattr(
+        dft, "spectral_filter", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    monkeypatch.setitem(dft.CROSSOVER, BACKEND, 12)
+    for length, used_dft in ((12, True), (13, False)):
+        calls.clear()
+        x = rng.standard_normal((2, length, 8)).astype("float32")
+        assert_close(auto(x), to_numpy(layer(x)))
+        assert bool(calls) == used_dft
+
+
+def test_fft_impl_is_checked_and_saved():
+    layer = AdaptiveSpectralFilter(2, fft_impl="dft")
+    assert AdaptiveSpectralFilter.from_config(layer.get_config()).fft_impl == "dft"
+    with pytest.raises(ValueError, match="fft_impl='matmul'"):
+        AdaptiveSpectralFilter(2, fft_impl="matmul")

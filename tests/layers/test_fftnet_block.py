@@ -157,3 +157,14 @@ def test_bad_inputs():
         FFTNetBlock(2)(np.ones((4, 8), "float32"))
     with pytest.raises(ValueError, match="int32"):
         FFTNetBlock(2)(np.ones((1, 4, 8), "int32"))
+
+
+@pytest.mark.parametrize("token_mixer", ["fftnet", "fnet"])
+def test_fft_impl_reaches_the_mixer(rng, token_mixer):
+    block = _perturbed_block(rng, token_mixer=token_mixer)
+    dft_block = FFTNetBlock.from_config({**block.get_config(), "fft_impl": "dft"})
+    dft_block.build((None, 10, 8))
+    dft_block.set_weights(block.get_weights())
+    assert dft_block.mixer.fft_impl == "dft"
+    x = rng.standard_normal((2, 9, 8)).astype("float32")
+    assert_close(dft_block(x), to_numpy(block(x)), "float32_model")

@@ -77,3 +77,23 @@ def test_bad_inputs():
         FourierMixing()(np.ones((1, 4, 4), "int32"))
     with pytest.raises(ValueError, match="channels"):
         FourierMixing()(keras.Input((4, None)))
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 6), (1, 13, 5)])
+def test_dft_equals_fft_and_oracle(rng, shape):
+    x = rng.standard_normal(shape)
+    cotangent = rng.standard_normal(shape)
+    mask = np.ones(shape[:2], bool)
+    mask[0, shape[1] // 2 :] = False
+    layer = FourierMixing(fft_impl="dft")
+    assert FourierMixing.from_config(layer.get_config()).fft_impl == "dft"
+    y, gx, _ = value_and_grads(layer, x, cotangent, mask=mask)
+    y_fft, gx_fft, _ = value_and_grads(FourierMixing(), x, cotangent, mask=mask)
+    assert_close(y, y_fft, scale=True)
+    assert_close(y, R.fourier_mixing(x, mask=mask), scale=True)
+    assert_close(gx, gx_fft, "float32_grad", scale=True)
+
+
+def test_bad_fft_impl():
+    with pytest.raises(ValueError, match="fft_impl='rfft'"):
+        FourierMixing(fft_impl="rfft")

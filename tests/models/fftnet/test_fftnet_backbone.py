@@ -41,3 +41,19 @@ def test_config_round_trip():
 def test_bad_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         FFTNetBackbone(**{**SMALL, **kwargs})
+
+
+@pytest.mark.parametrize("token_mixer", ["fftnet", "fnet"])
+def test_fft_impl_is_a_config_key_and_keeps_the_function(token_mixer):
+    backbone = FFTNetBackbone(**SMALL, token_mixer=token_mixer)
+    config = backbone.get_config()
+    assert config["fft_impl"] == "fft"
+    dft_backbone = FFTNetBackbone.from_config({**config, "fft_impl": "dft"})
+    dft_backbone.set_weights(backbone.get_weights())
+    assert dft_backbone.get_config()["fft_impl"] == "dft"
+    ids = np.random.default_rng(0).integers(0, 20, (2, 11))
+    np.testing.assert_allclose(
+        to_numpy(dft_backbone(ids)), to_numpy(backbone(ids)), rtol=1e-4, atol=1e-4
+    )
+    with pytest.raises(ValueError, match="fft_impl='FFT'"):
+        FFTNetBackbone(**SMALL, fft_impl="FFT")
