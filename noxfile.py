@@ -28,7 +28,7 @@ def tests(session: nox.Session, backend: str) -> None:
     session.run(
         "pytest",
         "-m",
-        "not equivalence and not distributed",
+        "not equivalence and not distributed and not export",
         *session.posargs,
         env={"KERAS_BACKEND": backend},
     )
@@ -48,6 +48,16 @@ def distributed(session: nox.Session) -> None:
     devices, TensorFlow MirroredStrategy on 2 logical CPUs, torch DDP over 2 gloo processes."""
     _install(session, "all", "test")
     session.run("pytest", "-m", "distributed", *session.posargs)
+
+
+@nox.session
+def export(session: nox.Session) -> None:
+    """Export checks: under each backend in turn (one pytest process each), small models are
+    exported to SavedModel, ONNX and LiteRT and run in a fresh process that imports only the
+    runtime (all three frameworks, onnxruntime and ai-edge-litert in one environment)."""
+    _install(session, "export", "test")
+    for backend in BACKENDS:
+        session.run("pytest", "-m", "export", *session.posargs, env={"KERAS_BACKEND": backend})
 
 
 @nox.session

@@ -1,8 +1,9 @@
 """spectralmix: FFT token mixers for Keras 3 (FFTNet, modReLU, FNet) on JAX, TensorFlow, PyTorch.
 
 `spectralmix.layers` holds the Keras layers; `spectralmix.reference` the framework-free Array API
-statement of the math. Submodules are imported on first use, so `import spectralmix` alone
-imports neither Keras nor any framework.
+statement of the math; `spectralmix.export(model, path, format)` writes a SavedModel, ONNX or
+LiteRT artifact (see `spectralmix.export`). Submodules are imported on first use, so
+`import spectralmix` alone imports neither Keras nor any framework.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("backends", "flops", "layers", "models", "ops", "reference", "tasks")
+_SUBMODULES = ("backends", "export", "flops", "layers", "models", "ops", "reference", "tasks")
 
 
 def __getattr__(name: str) -> Any:
