@@ -5,7 +5,7 @@ for the active Keras backend and the format, with a dynamic batch dimension:
 
 | backend | `tf_saved_model` | `onnx` | `litert` |
 | --- | --- | --- | --- |
-| tensorflow | `model.export` (FFT ops) | DFT model → tf2onnx | DFT model → LiteRT converter |
+| tensorflow | serving `tf.function` (FFT ops) | DFT model → tf2onnx | DFT model → LiteRT |
 | jax | `model.export` via jax2tf (FFT in StableHLO) | — | — |
 | torch | — | DFT model → `torch.onnx.export(dynamo=True)` | — |
 
