@@ -1,4 +1,9 @@
-"""The `spectralmix` command line: `spectralmix train digits [--backend jax] ...`.
+"""The `spectralmix` command line: train, evaluate and make data.
+
+    spectralmix train digits [--backend jax] [--token-mixer fftnet] ...
+    spectralmix train listops --data DIR --model fftnet|attention|fnet [--out RUN] [--resume]
+    spectralmix evaluate (--preset NAME | --model PATH.keras) --data FILE.tsv[.gz]
+    spectralmix data listops --out DIR [--seed 0]
 
 Training prints Keras's progress bar; the last line of output is one JSON object of metrics.
 """
@@ -21,39 +26,124 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spectralmix", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train a model on a task and print its metrics")
-    train.add_argument("task", choices=["digits"], help="digits: scikit-learn's 8x8 digits")
-    train.add_argument(
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _backend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--backend",
         choices=BACKENDS,
         help="Keras backend (default: KERAS_BACKEND or Keras's own default)",
     )
-    train.add_argument("--token-mixer", choices=TOKEN_MIXERS, default="fftnet")
-    train.add_argument("--epochs", type=_positive_int, default=40)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from spectralmix.tasks.listops import MODELS, TRAIN_DEFAULTS
+
+    parser = argparse.ArgumentParser(prog="spectralmix", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model on a task and print its metrics")
+    tasks = train.add_subparsers(dest="task", required=True)
+    digits = tasks.add_parser("digits", help="FFTNetViT on scikit-learn's 8x8 digits")
+    _backend_option(digits)
+    digits.add_argument("--token-mixer", choices=TOKEN_MIXERS, default="fftnet")
+    digits.add_argument("--epochs", type=_positive_int, default=40)
+    digits.add_argument("--batch-size", type=_positive_int, default=32)
+    digits.add_argument("--seed", type=int, default=0)
+    digits.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    listops = tasks.add_parser("listops", help="FFTNet, attention or FNet on LRA ListOps")
+    _backend_option(listops)
+    listops.add_argument("--data", required=True, help="directory with basic_{train,val,test}")
+    listops.add_argument("--model", choices=MODELS, default="fftnet", help="token mixer")
+    listops.add_argument("--out", help="run directory (default: runs/listops-MODEL)")
+    listops.add_argument("--resume", action="store_true", help="continue the run in --out")
+    listops.add_argument("--epochs", type=_positive_int, default=TRAIN_DEFAULTS["epochs"])
+    listops.add_argument("--batch-size", type=_positive_int, default=TRAIN_DEFAULTS["batch_size"])
+    listops.add_argument(
+        "--learning-rate", type=_positive_float, default=TRAIN_DEFAULTS["learning_rate"]
+    )
+    listops.add_argument(
+        "--limit", type=_positive_int, help="use the first N examples of each split (smoke)"
+    )
+    listops.add_argument("--seed", type=int, default=0)
+    listops.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a ListOps model on a file")
+    _backend_option(evaluate)
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--preset", help="a preset with shipped weights, e.g. fftnet_listops")
+    source.add_argument("--model", help="a saved .keras model")
+    evaluate.add_argument("--data", required=True, help="a ListOps .tsv or .tsv.gz file")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=64)
+
+    make_data = commands.add_parser("data", help="generate a dataset offline")
+    datasets = make_data.add_subparsers(dest="dataset", required=True)
+    listops_data = datasets.add_parser("listops", help="LRA ListOps (official specification)")
+    listops_data.add_argument("--out", required=True, help="output directory")
+    listops_data.add_argument("--seed", type=int, default=0)
+    for split, size in (("train", 96_000), ("val", 2_000), ("test", 2_000)):
+        listops_data.add_argument(
+            f"--{split}", type=_positive_int, default=size, help=f"examples (default {size})"
+        )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
-            raise SystemExit("--backend must be chosen before Keras is imported")
-        os.environ["KERAS_BACKEND"] = args.backend
+def _run(args: argparse.Namespace) -> dict:
+    if args.command == "data":
+        from spectralmix.data import listops_generator
+
+        sizes = {"train": args.train, "val": args.val, "test": args.test}
+        paths = listops_generator.write_splits(args.out, sizes, seed=args.seed)
+        return {"dataset": "listops", "seed": args.seed, "files": paths, **sizes}
+    if args.command == "evaluate":
+        from spectralmix.tasks import listops
+
+        model = listops.load(preset=args.preset, path=args.model)
+        return listops.evaluate(model, args.data, batch_size=args.batch_size)
+    if args.task == "listops":
+        from spectralmix.tasks import listops
+
+        return listops.train(
+            args.data,
+            args.out or os.path.join("runs", f"listops-{args.model}"),
+            model=args.model,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            resume=args.resume,
+            limit=args.limit,
+            seed=args.seed,
+            verbose=0 if args.quiet else 1,
+        )
     from spectralmix.tasks import digits
 
-    metrics = digits.train(
+    return digits.train(
         epochs=args.epochs,
         batch_size=args.batch_size,
         token_mixer=args.token_mixer,
         seed=args.seed,
         verbose=0 if args.quiet else 1,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    backend = getattr(args, "backend", None)
+    if backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
+            raise SystemExit("--backend must be chosen before Keras is imported")
+        os.environ["KERAS_BACKEND"] = backend
+    try:
+        metrics = _run(args)
+    except ValueError as error:
+        parser.error(str(error))
     print(json.dumps(metrics), flush=True)
     return 0
 

@@ -1,11 +1,14 @@
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import pytest
 
+import spectralmix.models  # noqa: F401  (the classes that the checkpoints name)
 from spectralmix import cli
 
 
@@ -39,3 +42,86 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
         cli.main(argv)
     assert error.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def _cli(*argv: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "KERAS_BACKEND": keras.config.backend()}
+    return subprocess.Popen(
+        [sys.executable, "-m", "spectralmix.cli", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _last_json_line(process: subprocess.Popen) -> dict:
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_listops_run_killed_mid_epoch_resumes_without_losing_checkpointed_work(
+    tiny_listops_dir, tmp_path
+):
+    out = tmp_path / "run"
+    argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(out)]
+    argv += ["--epochs", "3", "--batch-size", "2", "--quiet"]
+    process = _cli(*argv)
+    state_file = out / "state.json"
+    deadline = time.monotonic() + 600
+    while not state_file.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # during epoch 2: epoch 1 is checkpointed
+    process.communicate()
+    state = json.loads(state_file.read_text())
+    assert 1 <= state["epochs_done"] < 3
+    done = state["epochs_done"]
+    checkpoint = keras.saving.load_model(out / state["checkpoint"])
+    assert int(checkpoint.optimizer.iterations) == done * 80  # 160 examples, batches of 2
+
+    metrics = _last_json_line(_cli(*argv, "--resume"))
+    assert metrics["resumed_from_epoch"] == done
+    assert metrics["epochs"] == 3
+    final = json.loads(state_file.read_text())
+    assert final["epochs_done"] == 3
+    for key, values in state["history"].items():
+        assert final["history"][key][:done] == values  # nothing before the kill was redone
+    assert len(final["history"]["loss"]) == 3
+
+
+def test_evaluate_prints_accuracy_and_count(tiny_listops_dir, tmp_path):
+    from spectralmix.tasks import listops
+
+    path = str(tmp_path / "model.keras")
+    listops.build_model("fnet", hidden_dim=16, num_layers=1).save(path)
+    test_file = os.path.join(tiny_listops_dir, "basic_test.tsv.gz")
+    result = _last_json_line(_cli("evaluate", "--model", path, "--data", test_file))
+    assert result["n"] == 48
+    assert 0.0 <= result["accuracy"] <= 1.0
+
+
+def test_data_listops_writes_readable_splits(tmp_path):
+    from spectralmix.data import listops
+
+    argv = ["data", "listops", "--out", str(tmp_path), "--train", "3", "--val", "2"]
+    result = _last_json_line(_cli(*argv, "--test", "2", "--seed", "5"))
+    assert result["train"] == 3
+    assert len(listops.read_tsv(result["files"]["val"]).labels) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "listops"], "--data"),
+        (["evaluate", "--preset", "x", "--model", "y", "--data", "z"], "not allowed"),
+        (["evaluate", "--preset", "no_such_preset", "--data", "z"], "no_such_preset"),
+        (["train", "listops", "--data", "/nonexistent", "--model", "fnet"], "/nonexistent"),
+    ],
+)
+def test_listops_commands_reject_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as error:
+        cli.main(argv)
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err

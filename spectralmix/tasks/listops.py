@@ -115,6 +115,7 @@ def train(
     """
     import keras
 
+    import spectralmix.models  # noqa: F401  (registers the classes that checkpoints name)
     from spectralmix.layers import _checks
     from spectralmix.tasks import checkpointing
 
@@ -220,6 +221,8 @@ def load(preset: str | None = None, path: str | os.PathLike | None = None):
 
         return FFTNetClassifier.from_preset(preset)
     import keras
+
+    import spectralmix.models  # noqa: F401  (registers the classes the file names)
 
     if not os.path.isfile(path):
         raise ValueError(f"No model file at path={os.fspath(path)!r}")
