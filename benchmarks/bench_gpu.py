@@ -1,21 +1,59 @@
-"""GPU benchmarks: the layer table under mixed_bfloat16 and FFTNetViT-base against its
-attention baseline at 224 (training throughput). Sized to finish in a few minutes on one H100.
+"""GPU benchmarks: the layer table under mixed_bfloat16 (with the frameworks' fused attention
+kernels as a contender) and FFTNetViT-base against its attention baseline at 224 (training
+throughput). Sized to finish in a few minutes on one H100.
 
 With no GPU visible to torch or JAX it prints why and exits 0 (a skip, not a failure).
-`nox -s bench_gpu` runs it in the machine's own Python (`venv_backend="none"`).
+`nox -s bench_gpu` runs it in the machine's own Python (`venv_backend="none"`). Every backend
+installed there runs, each worker refusing to time a CPU (`--expect-gpu`); a backend that is
+not installed (TensorFlow, on a machine whose image has none) is recorded as skipped, with why.
+
+`--dry-run` runs the same code path at tiny sizes on whatever device is here (the CPU too),
+writing into `--out-dir` (a temporary folder unless given), to check the script before a GPU
+run.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+
+ROOT = os.path.dirname(HERE)
+
+FULL = {
+    "lengths": ["1024", "4096", "16384", "65536"],
+    "repeats": "5",
+    "vit_preset": "fftnet_vit_base_patch16_224",
+    "vit_layers": "12",
+    "batch": "64",
+    "steps": "5",
+    "worker_timeout": "180",
+}
+DRY = {
+    "lengths": ["64", "128"],
+    "repeats": "1",
+    "vit_preset": "fftnet_vit_tiny_patch16_224",
+    "vit_layers": "1",
+    "batch": "2",
+    "steps": "1",
+    "worker_timeout": "600",
+}
 
 
 def gpu_name() -> str | None:
+    """The first GPU's name: from nvidia-smi where it is present (no framework then holds GPU
+    memory in this parent process), else as torch or JAX see it."""
+    gpus = harness.nvidia_gpus()
+    if gpus:
+        return gpus[0]["name"]
     if importlib.util.find_spec("torch"):
         import torch
 
@@ -30,28 +68,32 @@ def gpu_name() -> str | None:
     return None
 
 
-def main() -> int:
-    name = gpu_name()
-    if name is None:
-        print("bench_gpu: no GPU visible to torch or jax here; skipping the GPU benchmarks.")
-        return 0
-    print(f"bench_gpu: running on {name}", flush=True)
-    results = os.path.join(HERE, "results")
-    commands = [
+def commands(out_dir: str, sizes: dict, expect_gpu: bool, backends: list[str] | None) -> list:
+    gpu_flags = ["--expect-gpu"] if expect_gpu else []
+    backend_flags = ["--backends", *backends] if backends else []
+    return [
         [
             sys.executable,
             os.path.join(HERE, "bench_layers.py"),
             "--policy",
             "mixed_bfloat16",
+            "--contenders",
+            "ours",
+            "handwritten",
+            "fft_floor",
+            "attention",
+            "fused_attention",
+            "fnet",
             "--lengths",
-            "1024",
-            "4096",
-            "16384",
-            "65536",
+            *sizes["lengths"],
             "--repeats",
-            "10",
+            sizes["repeats"],
+            "--worker-timeout",
+            sizes["worker_timeout"],
+            *gpu_flags,
+            *backend_flags,
             "--out",
-            os.path.join(results, "layers-gpu.json"),
+            os.path.join(out_dir, "layers-gpu.json"),
         ],
         [
             sys.executable,
@@ -59,20 +101,51 @@ def main() -> int:
             "--policy",
             "mixed_bfloat16",
             "--vit-preset",
-            "fftnet_vit_base_patch16_224",
+            sizes["vit_preset"],
             "--vit-layers",
-            "12",
+            sizes["vit_layers"],
             "--batch",
-            "64",
-            "--lengths",
-            "2000",
+            sizes["batch"],
+            "--steps",
+            sizes["steps"],
+            "--lengths",  # no sequence models on the GPU: the ViT is the issue's table
+            "--worker-timeout",
+            sizes["worker_timeout"],
+            *gpu_flags,
+            *backend_flags,
             "--out",
-            os.path.join(results, "models-gpu.json"),
+            os.path.join(out_dir, "models-gpu.json"),
         ],
     ]
-    for command in commands:
-        subprocess.run(command, check=True)
-    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="the same code path at tiny sizes on any device (the CPU too), into --out-dir",
+    )
+    parser.add_argument("--out-dir", default=None, help="default: benchmarks/results")
+    parser.add_argument("--backends", nargs="+", default=None, help="default: all installed")
+    args = parser.parse_args()
+    name = gpu_name()
+    if name is None and not args.dry_run:
+        print("bench_gpu: no GPU visible to torch or jax here; skipping the GPU benchmarks.")
+        return 0
+    out_dir = args.out_dir or (
+        tempfile.mkdtemp(prefix="bench_gpu_dry_") if args.dry_run else os.path.join(HERE, "results")
+    )
+    print(f"bench_gpu: running on {name or 'the CPU (dry run)'}; results in {out_dir}", flush=True)
+    # The workers import spectralmix from this checkout.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    sizes = DRY if args.dry_run else FULL
+    failed = 0
+    for command in commands(out_dir, sizes, expect_gpu=name is not None, backends=args.backends):
+        start = time.perf_counter()
+        failed |= subprocess.run(command, env=env).returncode
+        print(f"bench_gpu: {os.path.basename(command[1])} took {time.perf_counter() - start:.0f} s")
+    return failed
 
 
 if __name__ == "__main__":

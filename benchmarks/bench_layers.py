@@ -6,13 +6,29 @@ Contenders, batch 8, 256 channels, 8 heads, forward and forward+backward:
 - `handwritten`: the same math in the framework alone (no Keras): what the layer costs;
 - `fft_floor`: bare `rfft` + `irfft` along the tokens, the floor a spectral mixer cannot beat;
 - `attention`: `keras.layers.MultiHeadAttention` (8 heads of 32);
-- `fnet`: `FourierMixing`.
+- `fnet`: `FourierMixing`;
+- `fused_attention` (run by `bench_gpu.py`; opt-in elsewhere): the same self-attention as
+  `attention` (QKV and output projections, 8 heads of 32) written in the framework around its
+  fused kernel: `torch.nn.functional.scaled_dot_product_attention` on `(B, heads, N, 32)`
+  (flash / memory-efficient / cuDNN kernels only on a GPU, never the `N²` math path), or
+  `jax.nn.dot_product_attention` on `(B, N, heads, 32)` with `implementation="cudnn"` on a GPU
+  (`"xla"`, which materialises the scores, elsewhere or where cuDNN refuses; recorded).
 
-Compiled as Keras runs them: `jax.jit`, `tf.function`, eager torch. A contender whose call
+Under a mixed policy every contender takes inputs in the compute dtype (bfloat16 for
+`mixed_bfloat16`); the hand-written filter and the FFT floor compute their FFTs in float32, as
+the layer's spectral island does, and return the compute dtype; the fused attention casts its
+float32 weights to the compute dtype, as Keras does. Compiled as Keras runs them: `jax.jit`,
+`tf.function`, eager torch. A contender whose call
 exceeds the time budget, or whose attention matrix would exceed the memory budget, is recorded
-as `"over_budget"` at that length and longer ones, not dropped. Memory is the growth of the
+as `"over_budget"` at that length and longer ones, not dropped (on a GPU the memory budget
+applies only where attention materialises its scores; see `_measure`). Memory is the growth of the
 worker process's peak RSS over its value after a warm-up at 64 tokens (one process per backend
 and contender, lengths in increasing order, so each row's peak is its own length's).
+
+On a GPU, memory is also read from the accelerator (`peak_device_mb`: torch's peak allocation
+at that length; JAX's peak since the worker started), and `--expect-gpu` makes a worker whose
+framework computes on the CPU fail instead of timing the CPU. A worker that fails, or a
+length that raises (out of memory, say), is recorded with its error, not dropped.
 
 `python benchmarks/bench_layers.py [--lengths 256 1024 ...]` writes
 `benchmarks/results/layers-cpu.json`; `plot.py` draws it.
@@ -21,6 +37,7 @@ and contender, lengths in increasing order, so each row's peak is its own length
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -33,7 +50,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONTENDERS = ("ours", "handwritten", "fft_floor", "attention", "fnet")
+CONTENDERS = ("ours", "handwritten", "fft_floor", "attention", "fnet", "fused_attention")
+CPU_CONTENDERS = CONTENDERS[:5]
 BATCH, CHANNELS, HEADS = 8, 256, 8
 DEFAULT_LENGTHS = [256, 1024, 4096, 16384, 65536]
 
@@ -77,8 +95,68 @@ def _handwritten_params(length: int) -> list[np.ndarray]:
     ]
 
 
+def _fused_params() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [
+        (rng.standard_normal((CHANNELS, 3 * CHANNELS)) / 16).astype("float32"),
+        np.zeros(3 * CHANNELS, "float32"),
+        (rng.standard_normal((CHANNELS, CHANNELS)) / 16).astype("float32"),
+        np.zeros(CHANNELS, "float32"),
+    ]
+
+
+def _on_gpu(backend: str) -> bool:
+    return harness.device(backend)["platform"] == "gpu"
+
+
+def _fused_attention(backend: str, implementation: str | None = None):
+    """`(fused(params, x), implementation)`: self-attention around the framework's fused
+    kernel. `implementation` (JAX only) forces `"xla"` or `"cudnn"`."""
+    d = CHANNELS // HEADS
+    if backend == "jax":
+        import jax
+
+        impl = implementation or ("cudnn" if _on_gpu("jax") else "xla")
+
+        def fused(params, x):
+            wqkv, bqkv, wo, bo = (p.astype(x.dtype) for p in params)
+            b, n, _ = x.shape
+            qkv = (x @ wqkv + bqkv).reshape(b, n, 3, HEADS, d)
+            o = jax.nn.dot_product_attention(
+                qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], implementation=impl
+            )
+            return o.reshape(b, n, CHANNELS) @ wo + bo
+
+        return fused, f"jax.nn.dot_product_attention(implementation={impl!r})"
+    if backend == "torch":
+        import torch
+        import torch.nn.functional as F
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        gpu = torch.cuda.is_available()
+        kernels = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+        if hasattr(SDPBackend, "CUDNN_ATTENTION"):
+            kernels.append(SDPBackend.CUDNN_ATTENTION)
+
+        def fused(params, x):
+            wqkv, bqkv, wo, bo = (p.to(x.dtype) for p in params)
+            b, n, _ = x.shape
+            qkv = (x @ wqkv + bqkv).reshape(b, n, 3, HEADS, d).permute(2, 0, 3, 1, 4)
+            if gpu:
+                with sdpa_kernel(kernels):
+                    o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+            else:
+                o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+            return o.transpose(1, 2).reshape(b, n, CHANNELS) @ wo + bo
+
+        where = "flash / mem-efficient / cuDNN kernels, math excluded" if gpu else "CPU"
+        return fused, f"torch.nn.functional.scaled_dot_product_attention ({where})"
+    raise ValueError(f"no fused-attention contender for {backend}")
+
+
 def _framework_functions(backend: str):
-    """`(handwritten(params, x), floor(x))` written with `backend` alone, no Keras."""
+    """`(handwritten(params, x), floor(x))` written with `backend` alone, no Keras. Both
+    compute in float32 and return the input's dtype (the layer's spectral island)."""
     d = CHANNELS // HEADS
     if backend == "jax":
         import jax
@@ -86,6 +164,7 @@ def _framework_functions(backend: str):
 
         def handwritten(params, x):
             base, bias, w1, b1, w2, b2 = params
+            dtype, x = x.dtype, x.astype("float32")
             b, n, _ = x.shape
             k = n // 2 + 1
             context = jax.nn.gelu(x.mean(axis=1) @ w1 + b1, approximate=False)
@@ -95,11 +174,14 @@ def _framework_functions(backend: str):
             mag = jnp.abs(g)
             safe = jnp.where(mag > 0, mag, 1.0)
             z = g * jnp.where(mag > 0, jax.nn.relu(mag + bias.T[..., None]) / safe, 0.0)
-            return jnp.fft.irfft(z, n=n, axis=1, norm="ortho").reshape(b, n, HEADS * d)
+            y = jnp.fft.irfft(z, n=n, axis=1, norm="ortho").reshape(b, n, HEADS * d)
+            return y.astype(dtype)
 
         def floor(x):
+            dtype, x = x.dtype, x.astype("float32")
             n = x.shape[1]
-            return jnp.fft.irfft(jnp.fft.rfft(x, axis=1, norm="ortho"), n=n, axis=1, norm="ortho")
+            y = jnp.fft.irfft(jnp.fft.rfft(x, axis=1, norm="ortho"), n=n, axis=1, norm="ortho")
+            return y.astype(dtype)
 
         return handwritten, floor
     if backend == "tensorflow":
@@ -107,6 +189,7 @@ def _framework_functions(backend: str):
 
         def handwritten(params, x):
             base, bias, w1, b1, w2, b2 = params
+            dtype, x = x.dtype, tf.cast(x, tf.float32)
             b, n = tf.shape(x)[0], x.shape[1]
             k = n // 2 + 1
             context = tf.nn.gelu(tf.reduce_mean(x, axis=1) @ w1 + b1, approximate=False)
@@ -118,12 +201,14 @@ def _framework_functions(backend: str):
             safe = tf.where(mag > 0, mag, 1.0)
             scale = tf.where(mag > 0, tf.nn.relu(mag + bias[:, None, :]) / safe, 0.0)
             y = tf.signal.irfft(g * tf.complex(scale, 0.0), fft_length=[n]) * math.sqrt(n)
-            return tf.transpose(tf.reshape(y, (b, HEADS * d, n)), (0, 2, 1))
+            return tf.cast(tf.transpose(tf.reshape(y, (b, HEADS * d, n)), (0, 2, 1)), dtype)
 
         def floor(x):
-            xt = tf.transpose(x, (0, 2, 1))
+            dtype = x.dtype
+            xt = tf.transpose(tf.cast(x, tf.float32), (0, 2, 1))
             n = x.shape[1]
-            return tf.transpose(tf.signal.irfft(tf.signal.rfft(xt), fft_length=[n]), (0, 2, 1))
+            y = tf.signal.irfft(tf.signal.rfft(xt), fft_length=[n])
+            return tf.cast(tf.transpose(y, (0, 2, 1)), dtype)
 
         return handwritten, floor
     import torch
@@ -131,6 +216,7 @@ def _framework_functions(backend: str):
 
     def handwritten(params, x):
         base, bias, w1, b1, w2, b2 = params
+        dtype, x = x.dtype, x.float()
         b, n, _ = x.shape
         k = n // 2 + 1
         context = F.gelu(x.mean(dim=1) @ w1 + b1)
@@ -141,25 +227,47 @@ def _framework_functions(backend: str):
         safe = torch.where(mag > 0, mag, torch.ones_like(mag))
         scale = torch.where(mag > 0, torch.relu(mag + bias[:, None, :]) / safe, 0.0)
         y = torch.fft.irfft(g * scale, n=n, dim=-1, norm="ortho")
-        return y.reshape(b, HEADS * d, n).transpose(1, 2)
+        return y.reshape(b, HEADS * d, n).transpose(1, 2).to(dtype)
 
     def floor(x):
+        dtype, x = x.dtype, x.float()
         n = x.shape[1]
-        return torch.fft.irfft(torch.fft.rfft(x, dim=1, norm="ortho"), n=n, dim=1, norm="ortho")
+        y = torch.fft.irfft(torch.fft.rfft(x, dim=1, norm="ortho"), n=n, dim=1, norm="ortho")
+        return y.to(dtype)
 
     return handwritten, floor
 
 
-def _runners(backend: str, contender: str, length: int, policy: str = "float32"):
+def _compute_dtype(policy: str) -> str:
+    return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(policy, policy)
+
+
+def _runners(
+    backend: str,
+    contender: str,
+    length: int,
+    policy: str = "float32",
+    implementation: str | None = None,
+):
     """`(run_forward, run_forward_backward)`, each blocking until its result is ready."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, length, CHANNELS)).astype("float32")
+    dtype = _compute_dtype(policy)
     if contender in ("ours", "attention", "fnet"):
         layer = _keras_layer(contender, length, policy)
         params = None
+    elif contender == "fused_attention":
+        fused, _ = _fused_attention(backend, implementation)
+        params = _fused_params()
     else:
         handwritten, floor = _framework_functions(backend)
         params = _handwritten_params(length) if contender == "handwritten" else []
+
+    def framework_fn(p, xx):
+        if contender == "fused_attention":
+            return fused(p, xx)
+        return handwritten(p, xx) if contender == "handwritten" else floor(xx)
+
     if backend == "jax":
         import jax
 
@@ -170,11 +278,9 @@ def _runners(backend: str, contender: str, length: int, policy: str = "float32")
                 return layer.stateless_call(p, [], xx)[0]
         else:
             values = [jax.numpy.asarray(p) for p in params]
+            fn = framework_fn
 
-            def fn(p, xx):
-                return handwritten(p, xx) if contender == "handwritten" else floor(xx)
-
-        xs = jax.numpy.asarray(x)
+        xs = jax.numpy.asarray(x, dtype=dtype)
         fwd = jax.jit(fn)
         grad = jax.jit(jax.grad(lambda p, xx: fn(p, xx).astype("float32").sum(), argnums=(0, 1)))
         return (
@@ -193,9 +299,9 @@ def _runners(backend: str, contender: str, length: int, policy: str = "float32")
             variables = [tf.Variable(p) for p in params]
 
             def fn(xx):
-                return handwritten(variables, xx) if contender == "handwritten" else floor(xx)
+                return framework_fn(variables, xx)
 
-        xs = tf.constant(x)
+        xs = tf.constant(x, dtype=dtype)
         fwd = tf.function(fn)
 
         @tf.function
@@ -219,9 +325,9 @@ def _runners(backend: str, contender: str, length: int, policy: str = "float32")
         tensors = [torch.tensor(p, device=device, requires_grad=True) for p in params]
 
         def fn(xx):
-            return handwritten(tensors, xx) if contender == "handwritten" else floor(xx)
+            return framework_fn(tensors, xx)
 
-    xs = torch.tensor(x, device=device, requires_grad=True)
+    xs = torch.tensor(x, device=device, dtype=getattr(torch, dtype), requires_grad=True)
 
     def run_forward():
         with torch.no_grad():
@@ -245,41 +351,83 @@ def _measure(
     time_budget_s: float,
     memory_budget_gb: float,
     policy: str,
+    expect_gpu: bool = False,
 ) -> dict:
-    rows = []
-    over = False
-    for run in _runners(backend, contender, 64, policy):  # imports and first compilations
-        run()
-    start_rss = harness.peak_rss_mb()
-    for length in lengths:
-        scores_gb = 3 * BATCH * HEADS * length * length * 4 / 1e9  # scores, softmax, grads
-        if contender == "attention" and scores_gb > memory_budget_gb:
-            over = True
-        if over:
-            rows.append({"length": length, "status": "over_budget"})
-            continue
-        run_forward, run_forward_backward = _runners(backend, contender, length, policy)
-        start = time.perf_counter()
-        run_forward_backward()  # first call: compilation, and the budget probe
-        first = time.perf_counter() - start
-        reps = repeats if first < time_budget_s / 4 else 1
-        row = {
-            "length": length,
-            "status": "ok",
-            "forward_ms": harness.median_ms(run_forward, reps, warmup=1),
-            "forward_backward_ms": harness.median_ms(run_forward_backward, reps, warmup=1),
-            "peak_rss_growth_mb": round(harness.peak_rss_mb() - start_rss, 1),
-        }
-        rows.append(row)
-        if row["forward_backward_ms"] / 1e3 > time_budget_s:
-            over = True
-    return {
+    if expect_gpu:
+        harness.require_gpu(backend)
+    out = {
         "backend": backend,
         "contender": contender,
         "policy": policy,
-        "rows": rows,
+        "device": harness.device(backend),
         "versions": harness.versions(backend),
     }
+    implementation = None
+    if contender == "fused_attention":
+        out["implementation"] = _fused_attention(backend)[1]
+        try:
+            for run in _runners(backend, contender, 64, policy):  # imports, first compilations
+                run()
+        except Exception as error:  # cuDNN refusing the shapes, say
+            if backend != "jax" or "xla" in out["implementation"]:
+                raise
+            implementation = "xla"
+            out["implementation"] = _fused_attention(backend, "xla")[1]
+            out["note"] = f"cuDNN attention failed, fell back to XLA: {str(error)[:300]}"
+            for run in _runners(backend, contender, 64, policy, implementation):
+                run()
+    else:
+        for run in _runners(backend, contender, 64, policy):  # imports and first compilations
+            run()
+    # The memory budget guards the N x N score tensors on the CPU, where attention materialises
+    # them. On a GPU, MultiHeadAttention goes through `keras.ops.dot_product_attention`, which
+    # picks the backend's fused kernels (an H200 run peaked at ~0.3 GB at 4,096 tokens, where
+    # the bf16 scores alone are 2 GB), so only an explicit XLA path is presumed to materialise
+    # them; out-of-memory there is recorded as an error row.
+    materialises_scores = contender in ("attention", "fused_attention") and not _on_gpu(backend)
+    materialises_scores = materialises_scores or "'xla'" in out.get("implementation", "")
+    start_rss = harness.peak_rss_mb()
+    rows = []
+    stop = None
+    for length in lengths:
+        scores_gb = 3 * BATCH * HEADS * length * length * 4 / 1e9  # scores, softmax, grads
+        if materialises_scores and scores_gb > memory_budget_gb:
+            stop = stop or "over_budget"
+        if stop:
+            rows.append({"length": length, "status": stop})
+            continue
+        try:
+            harness.reset_device_peak(backend)
+            run_forward, run_forward_backward = _runners(
+                backend, contender, length, policy, implementation
+            )
+            start = time.perf_counter()
+            run_forward_backward()  # first call: compilation, and the budget probe
+            first = time.perf_counter() - start
+            reps = repeats if first < time_budget_s / 4 else 1
+            row = {
+                "length": length,
+                "status": "ok",
+                "forward_ms": harness.median_ms(run_forward, reps, warmup=1),
+                "forward_backward_ms": harness.median_ms(run_forward_backward, reps, warmup=1),
+                "repeats": reps,
+                "peak_rss_growth_mb": round(harness.peak_rss_mb() - start_rss, 1),
+            }
+            device_mb = harness.device_peak_mb(backend)
+            if device_mb is not None:
+                row["peak_device_mb"] = device_mb
+        except Exception as error:  # recorded (out of memory, say), not fatal
+            rows.append({"length": length, "status": "error", "error": str(error)[:500]})
+            stop = "not_run_after_error"
+            continue
+        finally:
+            run_forward = run_forward_backward = None
+            gc.collect()
+        rows.append(row)
+        if row["forward_backward_ms"] / 1e3 > time_budget_s:
+            stop = "over_budget"
+    out["rows"] = rows
+    return out
 
 
 def _targets(results: list[dict]) -> dict:
@@ -314,8 +462,34 @@ def _targets(results: list[dict]) -> dict:
             out["ours_16384_over_4096_fwd_bwd"] = round(t("ours", 16384) / t("ours", 4096), 2)
         if t("attention", 4096) and t("ours", 4096):
             out["attention_over_ours_at_4096"] = round(t("attention", 4096) / t("ours", 4096), 1)
+        for n in lengths:
+            if t("fused_attention", n) and t("ours", n):
+                out[f"fused_attention_over_ours_at_{n}"] = round(
+                    t("fused_attention", n) / t("ours", n), 2
+                )
         table[backend] = out
     return table
+
+
+def _payload(args, results: list[dict], skipped: dict, complete: bool) -> dict:
+    return {
+        "machine": harness.machine(),
+        "config": {
+            "batch": BATCH,
+            "channels": CHANNELS,
+            "heads": HEADS,
+            "lengths": sorted(args.lengths),
+            "policy": args.policy,
+            "repeats": args.repeats,
+            "time_budget_s": args.time_budget,
+            "memory_budget_gb": args.memory_budget,
+            "expect_gpu": args.expect_gpu,
+        },
+        "complete": complete,
+        "skipped": skipped,
+        "results": results,
+        "targets": _targets([r for r in results if "rows" in r]),
+    }
 
 
 def main() -> None:
@@ -323,7 +497,8 @@ def main() -> None:
     parser.add_argument("--worker", choices=harness.BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--contender", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--lengths", type=int, nargs="+", default=DEFAULT_LENGTHS)
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CPU_CONTENDERS))
+    parser.add_argument("--backends", nargs="+", choices=harness.BACKENDS, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--time-budget", type=float, default=15.0, help="seconds one forward+backward call may take"
@@ -333,6 +508,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--policy", default="float32", help="Keras dtype policy of the Keras-layer contenders"
+    )
+    parser.add_argument(
+        "--expect-gpu",
+        action="store_true",
+        help="a framework that computes on the CPU fails its workers instead of timing the CPU",
+    )
+    parser.add_argument(
+        "--worker-timeout", type=float, default=3600, help="seconds one worker process may take"
     )
     parser.add_argument("--out", default=os.path.join(HERE, "results", "layers-cpu.json"))
     args = parser.parse_args()
@@ -347,14 +530,24 @@ def main() -> None:
                     args.time_budget,
                     args.memory_budget,
                     args.policy,
+                    args.expect_gpu,
                 )
             )
         )
         return
-    results = []
-    for backend in harness.installed_backends():
+    wanted = args.backends or list(harness.BACKENDS)
+    skipped = harness.skipped_backends(wanted)
+    results: list[dict] = []
+    for backend in [b for b in wanted if b not in skipped]:
         for contender in args.contenders:
-            print(f"{backend} {contender} ...", file=sys.stderr, flush=True)
+            if contender == "fused_attention" and backend == "tensorflow":
+                skipped[f"{backend}/{contender}"] = "no fused-attention contender for tensorflow"
+                continue
+            print(
+                f"{time.strftime('%H:%M:%S')} {backend} {contender} ...",
+                file=sys.stderr,
+                flush=True,
+            )
             worker_args = [
                 "--contender",
                 contender,
@@ -369,19 +562,20 @@ def main() -> None:
                 "--lengths",
                 *map(str, args.lengths),
             ]
-            results.append(harness.run_worker(__file__, backend, worker_args, timeout=3600))
-    payload = {
-        "machine": harness.machine(),
-        "config": {
-            "batch": BATCH,
-            "channels": CHANNELS,
-            "heads": HEADS,
-            "lengths": sorted(args.lengths),
-            "policy": args.policy,
-        },
-        "results": results,
-        "targets": _targets(results),
-    }
+            if args.expect_gpu:
+                worker_args.append("--expect-gpu")
+            try:
+                results.append(
+                    harness.run_worker(__file__, backend, worker_args, timeout=args.worker_timeout)
+                )
+            except Exception as error:  # recorded; the other workers still run
+                print(str(error)[-2000:], file=sys.stderr, flush=True)
+                results.append(
+                    {"backend": backend, "contender": contender, "error": str(error)[-2000:]}
+                )
+            # Written after every worker: a run cut short keeps what it measured.
+            harness.write_json(args.out, _payload(args, results, skipped, complete=False))
+    payload = _payload(args, results, skipped, complete=True)
     harness.write_json(args.out, payload)
     print(json.dumps(payload["targets"], indent=2))
 

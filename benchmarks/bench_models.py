@@ -5,15 +5,20 @@
 
 Each model trains with `train_on_batch` (compiled as Keras compiles it: XLA on jax,
 `tf.function` on tensorflow, eager torch); the figure is the median step after warm-up steps.
-`python benchmarks/bench_models.py` writes `benchmarks/results/models-cpu.json`.
+A model that fails (out of memory, say) is recorded with its error; `--expect-gpu` makes a
+worker whose framework computes on the CPU fail instead of timing the CPU; `--lengths` with
+no value skips the sequence models. `python benchmarks/bench_models.py` writes
+`benchmarks/results/models-cpu.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -65,32 +70,54 @@ def _step_ms(model, x, y, steps: int) -> float:
     return harness.median_ms(lambda: model.train_on_batch(x, y), steps, warmup=2)
 
 
+def _row(model_name: str, mixer: str, build, unit: str, steps: int) -> dict:
+    row = {"model": model_name, "mixer": mixer}
+    try:
+        model, x, y, count = build()
+        ms = _step_ms(model, x, y, steps)
+    except Exception as error:  # recorded (out of memory, say), not fatal
+        return row | {"status": "error", "error": str(error)[:500]}
+    finally:
+        gc.collect()
+    return row | {"status": "ok", "step_ms": ms, unit: count / ms * 1e3}
+
+
 def _measure(backend: str, args) -> dict:
+    if args.expect_gpu:
+        harness.require_gpu(backend)
+    import keras
+
     rows = []
     for mixer in ("fftnet", "attention"):
-        model, x, y, count = _vit(mixer, args)
-        ms = _step_ms(model, x, y, args.steps)
         rows.append(
-            {
-                "model": f"{args.vit_preset} ({args.vit_layers} blocks)",
-                "mixer": mixer,
-                "step_ms": ms,
-                "images_per_s": count / ms * 1e3,
-            }
+            _row(
+                f"{args.vit_preset} ({args.vit_layers} blocks)",
+                mixer,
+                lambda mixer=mixer: _vit(mixer, args),
+                "images_per_s",
+                args.steps,
+            )
         )
+        keras.backend.clear_session()
     for length in args.lengths:
         for mixer in MIXERS:
-            model, x, y, count = _sequence(mixer, length, args)
-            ms = _step_ms(model, x, y, args.steps)
             rows.append(
-                {
-                    "model": f"FFTNetClassifier L={length}",
-                    "mixer": mixer,
-                    "step_ms": ms,
-                    "tokens_per_s": count / ms * 1e3,
-                }
+                _row(
+                    f"FFTNetClassifier L={length}",
+                    mixer,
+                    lambda mixer=mixer, length=length: _sequence(mixer, length, args),
+                    "tokens_per_s",
+                    args.steps,
+                )
             )
-    return {"backend": backend, "versions": harness.versions(backend), "rows": rows}
+            keras.backend.clear_session()
+    return {
+        "backend": backend,
+        "policy": args.policy,
+        "device": harness.device(backend),
+        "versions": harness.versions(backend),
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -100,8 +127,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--vit-preset", default="fftnet_vit_tiny_patch16_224")
     parser.add_argument("--vit-layers", type=int, default=4)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[1000, 2000])
+    parser.add_argument("--lengths", type=int, nargs="*", default=[1000, 2000])
     parser.add_argument("--policy", default="float32")
+    parser.add_argument("--backends", nargs="+", choices=harness.BACKENDS, default=None)
+    parser.add_argument("--expect-gpu", action="store_true")
+    parser.add_argument("--worker-timeout", type=float, default=3600)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "models-cpu.json"))
     args = parser.parse_args()
     if args.worker:
@@ -121,16 +151,46 @@ def main() -> None:
         "--lengths",
         *map(str, args.lengths),
     ]
-    results = []
-    for backend in harness.installed_backends():
-        print(f"{backend} ...", file=sys.stderr, flush=True)
-        results.append(harness.run_worker(__file__, backend, passthrough, timeout=3600))
+    if args.expect_gpu:
+        passthrough.append("--expect-gpu")
+    wanted = args.backends or list(harness.BACKENDS)
+    skipped = harness.skipped_backends(wanted)
+    results: list[dict] = []
+    config = vars(args) | {"worker": None}
+    for backend in [b for b in wanted if b not in skipped]:
+        print(f"{time.strftime('%H:%M:%S')} {backend} ...", file=sys.stderr, flush=True)
+        try:
+            results.append(
+                harness.run_worker(__file__, backend, passthrough, timeout=args.worker_timeout)
+            )
+        except Exception as error:  # recorded; the other backends still run
+            print(str(error)[-2000:], file=sys.stderr, flush=True)
+            results.append({"backend": backend, "error": str(error)[-2000:]})
+        harness.write_json(
+            args.out,
+            {
+                "machine": harness.machine(),
+                "config": config,
+                "complete": False,
+                "skipped": skipped,
+                "results": results,
+            },
+        )
     harness.write_json(
         args.out,
-        {"machine": harness.machine(), "config": vars(args) | {"worker": None}, "results": results},
+        {
+            "machine": harness.machine(),
+            "config": config,
+            "complete": True,
+            "skipped": skipped,
+            "results": results,
+        },
     )
     for result in results:
-        for row in result["rows"]:
+        for row in result.get("rows", []):
+            if row["status"] != "ok":
+                print(f"{result['backend']:<11} {row['model']:<45} {row['mixer']:<10} error")
+                continue
             rate = row.get("images_per_s") or row.get("tokens_per_s")
             unit = "images/s" if "images_per_s" in row else "tokens/s"
             print(

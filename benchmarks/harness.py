@@ -6,6 +6,7 @@ Benchmarks are measurements, not tests. Every figure is a median over repeats af
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -51,17 +52,129 @@ def machine() -> dict:
         info["cpu"] = names[0] if names else ""
     except OSError:
         info["cpu"] = platform.processor()
+    gpus = nvidia_gpus()
+    if gpus:
+        info["gpus"] = gpus
     return info
 
 
+def nvidia_gpus() -> list[dict]:
+    """What `nvidia-smi` reports for each GPU (name, driver, memory); empty where it is absent."""
+    try:
+        out = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=name,driver_version,memory.total",
+                "--format=csv,noheader",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        name, driver, memory = (part.strip() for part in line.split(","))
+        gpus.append({"name": name, "driver": driver, "memory": memory})
+    return gpus
+
+
 def versions(backend: str) -> dict:
+    from importlib import metadata
+
     import keras
 
-    return {"keras": keras.__version__, backend: __import__(backend).__version__}
+    out = {
+        "keras": keras.__version__,
+        backend: __import__(backend).__version__,
+        "numpy": np.__version__,
+    }
+    if backend == "jax":
+        for dist in ("jaxlib", "jax-cuda13-plugin", "jax-cuda12-plugin"):
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                out[dist] = metadata.version(dist)
+    if backend == "torch":
+        import torch
+
+        out["torch_cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            out["cudnn"] = torch.backends.cudnn.version()
+    return out
+
+
+def device(backend: str) -> dict:
+    """The device the backend computes on in this process: platform and name."""
+    if backend == "jax":
+        import jax
+
+        d = jax.devices()[0]
+        return {"platform": d.platform, "name": d.device_kind}
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return {"platform": "gpu", "name": torch.cuda.get_device_name(0)}
+        return {"platform": "cpu", "name": "cpu"}
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return {"platform": "gpu", "name": gpus[0].name}
+    return {"platform": "cpu", "name": "cpu"}
+
+
+def require_gpu(backend: str) -> None:
+    """Raises where `backend` would compute on the CPU (a CPU-only build on a GPU machine)."""
+    where = device(backend)
+    if where["platform"] != "gpu":
+        raise RuntimeError(f"no GPU visible to {backend} in this process (it computes on {where})")
+
+
+def reset_device_peak(backend: str) -> None:
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+
+
+def device_peak_mb(backend: str) -> float | None:
+    """Peak accelerator memory in MB: torch's since the last `reset_device_peak`, JAX's since
+    the process started (lengths run in increasing order, so it is the current length's);
+    None on the CPU or where the backend does not report it."""
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return None
+    if backend == "jax":
+        import jax
+
+        d = jax.devices()[0]
+        if d.platform != "gpu":
+            return None
+        stats = d.memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return round(peak / 2**20, 1) if peak is not None else None
+    return None
 
 
 def installed_backends() -> list[str]:
     return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+
+
+def skipped_backends(wanted: list[str] | None = None) -> dict:
+    """`{backend: reason}` for the backends that will not run here."""
+    wanted = list(BACKENDS) if wanted is None else wanted
+    return {
+        b: f"{b} is not installed in this Python ({sys.executable})"
+        for b in wanted
+        if importlib.util.find_spec(b) is None
+    }
 
 
 def run_worker(script: str, backend: str, args: list[str], timeout: float) -> dict:

@@ -1,7 +1,9 @@
 """Draws `results/layers-*.json` as log-log time and memory against sequence length, one
 panel per backend, into `docs/img/`, and prints the markdown tables (as ratios) for the docs.
+Memory is the accelerator's peak where the results have it (`peak_device_mb`, GPU runs), else
+the growth of the worker's peak RSS. Given a `models-*.json` too, it prints its table.
 
-`python benchmarks/plot.py [results/layers-cpu.json]`
+`python benchmarks/plot.py [results/layers-cpu.json [results/models-cpu.json]]`
 """
 
 from __future__ import annotations
@@ -18,11 +20,30 @@ LABELS = {
     "fft_floor": "rfft + irfft",
     "attention": "MultiHeadAttention",
     "fnet": "FourierMixing",
+    "fused_attention": "fused attention (framework kernel)",
 }
 
 
+def _memory_key(payload: dict) -> tuple[str, str]:
+    for result in payload["results"]:
+        for row in result.get("rows", []):
+            if "peak_device_mb" in row:
+                return "peak_device_mb", "peak GPU memory (MB)"
+    return "peak_rss_growth_mb", "peak memory growth (MB)"
+
+
+def _title(payload: dict) -> str:
+    machine = payload["machine"]
+    policy = payload.get("config", {}).get("policy", "float32")
+    if machine.get("gpus"):
+        where = machine["gpus"][0]["name"]
+    else:
+        where = f"{machine.get('cpu', '')}, {machine['cpu_count']} cores"
+    return f"batch 8, 256 channels, 8 heads, {policy} — {where}"
+
+
 def _series(result: dict, key: str):
-    rows = [r for r in result["rows"] if r["status"] == "ok"]
+    rows = [r for r in result.get("rows", []) if r["status"] == "ok" and key in r]
     return [r["length"] for r in rows], [r[key] for r in rows]
 
 
@@ -34,18 +55,18 @@ def plot(path: str) -> list[str]:
 
     with open(path) as f:
         payload = json.load(f)
-    backends = sorted({r["backend"] for r in payload["results"]})
+    backends = sorted({r["backend"] for r in payload["results"] if "rows" in r})
     stem = os.path.splitext(os.path.basename(path))[0]
     os.makedirs(DOCS_IMG, exist_ok=True)
     written = []
     for key, ylabel in (
         ("forward_backward_ms", "forward+backward time (ms)"),
-        ("peak_rss_growth_mb", "peak memory growth (MB)"),
+        _memory_key(payload),
     ):
         fig, axes = plt.subplots(1, len(backends), figsize=(5 * len(backends), 4), squeeze=False)
         for ax, backend in zip(axes[0], backends, strict=True):
             for result in payload["results"]:
-                if result["backend"] == backend:
+                if result["backend"] == backend and "rows" in result:
                     x, y = _series(result, key)
                     if x:
                         ax.loglog(
@@ -59,12 +80,7 @@ def plot(path: str) -> list[str]:
             ax.set_ylabel(ylabel)
             ax.grid(True, which="both", alpha=0.3)
         axes[0][0].legend(fontsize=8)
-        machine = payload["machine"]
-        fig.suptitle(
-            f"batch 8, 256 channels, 8 heads, float32 — {machine.get('cpu', '')}, "
-            f"{machine['cpu_count']} cores",
-            fontsize=9,
-        )
+        fig.suptitle(_title(payload), fontsize=9)
         fig.tight_layout()
         out = os.path.join(DOCS_IMG, f"{stem}-{'time' if 'ms' in key else 'memory'}.png")
         fig.savefig(out, dpi=110)
@@ -74,18 +90,21 @@ def plot(path: str) -> list[str]:
 
 
 def ratio_table(path: str) -> str:
-    """Per backend and length: each contender's forward+backward time over ours."""
+    """Per backend and length: each contender's forward+backward time over ours (a column for
+    the fused-attention contender where the results have one)."""
     with open(path) as f:
         payload = json.load(f)
-    lines = [
-        "| backend | length | ours fwd / fwd+bwd (ms) | hand-written | rfft+irfft (fwd) "
-        "| attention | FNet |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
     index = {
         (r["backend"], r["contender"]): {row["length"]: row for row in r["rows"]}
         for r in payload["results"]
+        if "rows" in r
     }
+    fused = any(contender == "fused_attention" for _, contender in index)
+    lines = [
+        "| backend | length | ours fwd / fwd+bwd (ms) | hand-written | rfft+irfft (fwd) "
+        "| attention | FNet |" + (" fused attention |" if fused else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if fused else ""),
+    ]
     for backend in sorted({b for b, _ in index}):
         ours = index.get((backend, "ours"), {})
         for length, row in sorted(ours.items()):
@@ -97,13 +116,46 @@ def ratio_table(path: str) -> str:
             ):
                 other = index.get((backend, contender), {}).get(length, {})
                 if other.get("status") != "ok":
-                    return "over budget" if other else "—"
+                    return other["status"].replace("_", " ") if other else "—"
                 return f"{other[key] / row[key]:.2f}x"
 
+            digits = 2 if row["forward_backward_ms"] < 10 else 1
             lines.append(
-                f"| {backend} | {length} | {row['forward_ms']:.1f} / "
-                f"{row['forward_backward_ms']:.1f} | {ratio('handwritten')} | "
+                f"| {backend} | {length} | {row['forward_ms']:.{digits}f} / "
+                f"{row['forward_backward_ms']:.{digits}f} | {ratio('handwritten')} | "
                 f"{ratio('fft_floor', 'forward_ms')} | {ratio('attention')} | {ratio('fnet')} |"
+                + (f" {ratio('fused_attention')} |" if fused else "")
+            )
+    return "\n".join(lines)
+
+
+def models_table(path: str) -> str:
+    """Per backend and model: each mixer's step time and throughput, and FFTNet's speed-up
+    over attention."""
+    with open(path) as f:
+        payload = json.load(f)
+    lines = [
+        "| backend | model | mixer | step (ms) | throughput | over attention |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for result in payload["results"]:
+        rows = result.get("rows", [])
+        attention = {r["model"]: r for r in rows if r["mixer"] == "attention"}
+        for row in rows:
+            if row.get("status", "ok") != "ok":
+                lines.append(
+                    f"| {result['backend']} | {row['model']} | {row['mixer']} | error | | |"
+                )
+                continue
+            unit = "images/s" if "images_per_s" in row else "tokens/s"
+            rate = row.get("images_per_s") or row.get("tokens_per_s")
+            base = attention.get(row["model"])
+            speedup = (
+                f"{base['step_ms'] / row['step_ms']:.2f}x" if base and "step_ms" in base else "—"
+            )
+            lines.append(
+                f"| {result['backend']} | {row['model']} | {row['mixer']} | "
+                f"{row['step_ms']:.1f} | {rate:,.0f} {unit} | {speedup} |"
             )
     return "\n".join(lines)
 
@@ -113,3 +165,6 @@ if __name__ == "__main__":
     for written in plot(source):
         print(f"wrote {written}", file=sys.stderr)
     print(ratio_table(source))
+    if len(sys.argv) > 2:
+        print()
+        print(models_table(sys.argv[2]))

@@ -41,6 +41,39 @@ def test_layer_worker(contender):
         assert row["forward_backward_ms"] > 0
 
 
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="no fused-attention contender for tensorflow")
+def test_fused_attention_worker_under_mixed_precision():
+    out = _worker(
+        "bench_layers.py",
+        "--contender",
+        "fused_attention",
+        "--lengths",
+        "32",
+        "--repeats",
+        "1",
+        "--policy",
+        "mixed_bfloat16",
+    )
+    assert out["implementation"]
+    assert out["rows"][0]["status"] == "ok"
+
+
+def test_bench_gpu_skips_without_a_gpu():
+    sys.path.insert(0, BENCH)
+    import bench_gpu
+
+    if bench_gpu.gpu_name() is not None:
+        pytest.skip("a GPU is visible here")
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "bench_gpu.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0
+    assert "no GPU visible" in result.stdout
+
+
 def test_layer_worker_records_over_budget_instead_of_dropping():
     out = _worker(
         "bench_layers.py",
@@ -92,3 +125,28 @@ def test_plot_and_ratio_table(tmp_path):
     table = plot.ratio_table(str(path))
     assert "| 1024 |" in table
     assert "1.00x" in table
+
+    models = tmp_path / "models-smoke.json"
+    vit = "fftnet_vit_base_patch16_224 (12 blocks)"
+    models.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "backend": BACKEND,
+                        "rows": [
+                            {
+                                "model": vit,
+                                "mixer": m,
+                                "status": "ok",
+                                "step_ms": ms,
+                                "images_per_s": 64 / ms * 1e3,
+                            }
+                            for m, ms in (("fftnet", 40.0), ("attention", 50.0))
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    assert "1.25x" in plot.models_table(str(models))
