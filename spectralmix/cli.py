@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--learning-rate", type=_positive_float, default=TRAIN_DEFAULTS["learning_rate"]
     )
     listops.add_argument(
+        "--cpu-budget",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop after this much CPU time (all threads), e.g. to compare models fairly",
+    )
+    listops.add_argument(
         "--limit", type=_positive_int, help="use the first N examples of each split (smoke)"
     )
     listops.add_argument("--seed", type=int, default=0)
@@ -117,6 +123,7 @@ def _run(args: argparse.Namespace) -> dict:
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             resume=args.resume,
+            cpu_budget=args.cpu_budget,
             limit=args.limit,
             seed=args.seed,
             verbose=0 if args.quiet else 1,

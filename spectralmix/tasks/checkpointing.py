@@ -59,6 +59,21 @@ def read_state(run_dir: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
+class CpuBudget(keras.callbacks.Callback):
+    """Stops training at the end of the batch where the run's CPU time (process time, all
+    threads, from `checkpoint.used_cpu_seconds()`) reaches `seconds`. The partial epoch is
+    then validated and checkpointed like any other, and the state records the stop."""
+
+    def __init__(self, checkpoint: EpochCheckpoint, seconds: float):
+        super().__init__()
+        self.checkpoint, self.seconds = checkpoint, seconds
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.checkpoint.used_cpu_seconds() >= self.seconds:
+            self.checkpoint.state["stopped_by_budget"] = True
+            self.model.stop_training = True
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the model (with its optimizer state) and the run state after every epoch, and the
     best model by `monitor` (higher is better) as `best.keras`.
@@ -81,17 +96,27 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "best": None,
             "best_epoch": None,
             "train_seconds": 0.0,
+            "train_cpu_seconds": 0.0,
+            "stopped_by_budget": False,
             "metadata": metadata or {},
         }
         self._epoch_start = None
+        self._cpu_start = None
         os.makedirs(run_dir, exist_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start, self._cpu_start = time.perf_counter(), time.process_time()
+
+    def used_cpu_seconds(self) -> float:
+        """Process CPU time (all threads) spent training in this run, resumes included."""
+        running = time.process_time() - self._cpu_start if self._cpu_start is not None else 0.0
+        return self.state["train_cpu_seconds"] + running
 
     def on_epoch_end(self, epoch, logs=None):
         if self._epoch_start is not None:
             self.state["train_seconds"] += time.perf_counter() - self._epoch_start
+            self.state["train_cpu_seconds"] += time.process_time() - self._cpu_start
+            self._epoch_start = self._cpu_start = None
         logs = {k: float(v) for k, v in (logs or {}).items()}
         state = self.state
         for key, value in logs.items():

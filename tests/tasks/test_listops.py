@@ -67,3 +67,17 @@ def test_evaluate_and_load(tiny_listops_dir, tmp_path):
 def test_bad_arguments(tiny_listops_dir, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         listops.train(tiny_listops_dir, str(tmp_path / "r"), verbose=0, **kwargs)
+
+
+def test_cpu_budget_stops_mid_epoch_and_the_stop_is_checkpointed(tiny_listops_dir, tmp_path):
+    out = str(tmp_path / "run")
+    kwargs = {"epochs": 2, "cpu_budget": 1e-3, "verbose": 0, "model_options": TINY}
+    metrics = listops.train(tiny_listops_dir, out, **kwargs)
+    # The budget is spent by the first batch: training stops there, after one step of five.
+    assert metrics["steps"] == 1
+    assert metrics["scheduled_steps"] == 10
+    assert metrics["stopped_by_budget"] is True
+    assert metrics["best_epoch"] == 1
+    assert metrics["train_cpu_seconds"] >= 1e-3
+    resumed = listops.train(tiny_listops_dir, out, resume=True, **kwargs)
+    assert resumed["steps"] == 1  # a stopped run stays stopped
