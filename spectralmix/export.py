@@ -10,10 +10,10 @@ for the active Keras backend and the format, with a dynamic batch dimension:
 | torch | — | DFT model → `torch.onnx.export(dynamo=True)` | — |
 
 "DFT model": ONNX and LiteRT runtimes lack a usable FFT (tf2onnx cannot convert IRFFT, LiteRT's
-builtin ops have no IRFFT and no complex numbers), so the model is rebuilt from its config with `fft_impl="dft"` (the
-same function as real matmuls, `spectralmix.backends.dft`) and the weights are copied; the
-user's model is never changed. The cells marked — raise a `ValueError` naming the
-alternatives: every format is reachable from a `.keras` file with
+builtin ops have no IRFFT and no complex numbers), so the model is rebuilt from its config with
+`fft_impl="dft"` (the same function as real matmuls, `spectralmix.backends.dft`) and the
+weights are copied; the user's model is never changed. The cells marked — raise a
+`ValueError` naming the alternatives: every format is reachable from a `.keras` file with
 `KERAS_BACKEND=tensorflow python -m spectralmix.export model.keras PATH --format FORMAT`
 (`.keras` files load on every backend).
 
