@@ -75,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this much CPU time (all threads), e.g. to compare models fairly",
     )
     listops.add_argument(
+        "--distribute",
+        choices=("data", "model"),
+        help="train on several devices: data parallel (JAX, TensorFlow) or model parallel (JAX)",
+    )
+    listops.add_argument(
+        "--devices",
+        type=_positive_int,
+        help="with --distribute: split the CPU into N devices (where there are no GPUs); "
+        "default: every device the framework sees",
+    )
+    listops.add_argument(
         "--limit", type=_positive_int, help="use the first N examples of each split (smoke)"
     )
     listops.add_argument("--seed", type=int, default=0)
@@ -124,6 +135,8 @@ def _run(args: argparse.Namespace) -> dict:
             learning_rate=args.learning_rate,
             resume=args.resume,
             cpu_budget=args.cpu_budget,
+            distribute=args.distribute,
+            num_devices=args.devices,
             limit=args.limit,
             seed=args.seed,
             verbose=0 if args.quiet else 1,
@@ -139,6 +152,18 @@ def _run(args: argparse.Namespace) -> dict:
     )
 
 
+def _configure_devices(args: argparse.Namespace) -> None:
+    """`--devices N`: made before Keras starts its framework (JAX reads the count at import)."""
+    from spectralmix import distribute
+
+    if not args.distribute:
+        raise ValueError(f"--devices needs --distribute. Received: --devices {args.devices}")
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend is None:
+        raise ValueError("--devices needs --backend (or KERAS_BACKEND) to know the framework")
+    distribute.configure_devices(args.distribute, args.devices, backend)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -148,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--backend must be chosen before Keras is imported")
         os.environ["KERAS_BACKEND"] = backend
     try:
+        if getattr(args, "devices", None):
+            _configure_devices(args)
         metrics = _run(args)
     except ValueError as error:
         parser.error(str(error))

@@ -125,3 +125,26 @@ def test_listops_commands_reject_bad_arguments(argv, message, capsys):
         cli.main(argv)
     assert error.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize(("backend", "devices"), [("jax", 4), ("tensorflow", 2)])
+def test_listops_trains_data_parallel_on_simulated_devices(
+    backend, devices, tiny_listops_dir, tmp_path
+):
+    argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(tmp_path / "run")]
+    argv += ["--backend", backend, "--distribute", "data", "--devices", str(devices)]
+    metrics = _last_json_line(_cli(*argv, "--epochs", "1", "--batch-size", "8", "--quiet"))
+    assert metrics["backend"] == backend
+    assert metrics["replicas"] == devices
+    assert metrics["steps"] == 20  # 160 examples in batches of 8, split over the devices
+
+
+def test_distribute_on_torch_names_the_ddp_alternative(tiny_listops_dir, tmp_path):
+    if keras.config.backend() != "torch":
+        pytest.skip("the torch refusal is checked under KERAS_BACKEND=torch")
+    argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(tmp_path / "run")]
+    process = _cli(*argv, "--distribute", "data", "--devices", "2", "--quiet")
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 2
+    assert "fit_torch_ddp" in stderr

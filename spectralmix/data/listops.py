@@ -165,13 +165,24 @@ def make_batches(
     bounds: Sequence[int] | None = None,
     shuffle: bool = False,
     seed: int = 0,
+    multiple_of: int = 1,
 ) -> list[tuple[int, np.ndarray]]:
     """Groups example indices into batches of at most `batch_size` whose lengths share a bucket.
 
     Returns `(padded_length, indices)` pairs. With `shuffle`, examples are shuffled within
     their buckets and the batch order is shuffled (seeded); otherwise batches come in bucket
-    order. Every example is in exactly one batch.
+    order. Every example is in a batch.
+
+    `multiple_of` makes every batch size a multiple of it (data-parallel training splits each
+    batch evenly over that many devices): examples left over in a bucket move up to the next
+    (longer) bucket, and a final remainder is completed by repeating some of its examples,
+    so nothing is dropped (at most `multiple_of - 1` examples are seen twice an epoch).
     """
+    if multiple_of < 1 or batch_size % multiple_of:
+        raise ValueError(
+            "batch_size must be a multiple of multiple_of (the number of devices). "
+            f"Received: batch_size={batch_size}, multiple_of={multiple_of}"
+        )
     bounds = sorted(bounds or bucket_bounds(max(int(np.max(lengths, initial=1)), 1)))
     lengths = np.asarray(lengths)
     if lengths.size and lengths.max() > bounds[-1]:
@@ -179,12 +190,18 @@ def make_batches(
     rng = np.random.default_rng(seed)
     bucket_of = np.searchsorted(bounds, lengths, side="left")
     batches = []
+    carried = np.zeros(0, dtype=np.int64)
     for bucket, bound in enumerate(bounds):
         members = np.flatnonzero(bucket_of == bucket)
         if shuffle:
             members = rng.permutation(members)
-        for start in range(0, len(members), batch_size):
-            batches.append((int(bound), members[start : start + batch_size]))
+        members = np.concatenate([carried, members])
+        usable = len(members) // multiple_of * multiple_of
+        for start in range(0, usable, batch_size):
+            batches.append((int(bound), members[start : min(start + batch_size, usable)]))
+        carried = members[usable:]
+    if len(carried):
+        batches.append((int(bounds[-1]), np.resize(carried, multiple_of)))
     if shuffle:
         order = rng.permutation(len(batches))
         batches = [batches[i] for i in order]
@@ -199,13 +216,14 @@ def bucketed_dataset(
     seed: int = 0,
     start_epoch: int = 0,
     step: int = 128,
+    multiple_of: int = 1,
 ):
     """Length-bucketed `(token_ids, labels)` batches as a `keras.utils.PyDataset`, which
     `fit`, `evaluate` and `predict` accept on every backend.
 
     With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e` (reshuffled in
     `on_epoch_end`), so a run resumed at `start_epoch` sees the same batches as an
-    uninterrupted one.
+    uninterrupted one. `multiple_of`: see `make_batches`.
     """
     import keras
 
@@ -223,7 +241,12 @@ def bucketed_dataset(
 
         def _plan(self):
             self.batches = make_batches(
-                data.lengths, batch_size, bounds=bounds, shuffle=shuffle, seed=seed + self.epoch
+                data.lengths,
+                batch_size,
+                bounds=bounds,
+                shuffle=shuffle,
+                seed=seed + self.epoch,
+                multiple_of=multiple_of,
             )
 
         def __len__(self):

@@ -97,15 +97,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "best_epoch": None,
             "train_seconds": 0.0,
             "train_cpu_seconds": 0.0,
+            "steps": 0,
             "stopped_by_budget": False,
             "metadata": metadata or {},
         }
         self._epoch_start = None
         self._cpu_start = None
+        self._steps_this_epoch = 0
         os.makedirs(run_dir, exist_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start, self._cpu_start = time.perf_counter(), time.process_time()
+        self._steps_this_epoch = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_this_epoch += 1
 
     def used_cpu_seconds(self) -> float:
         """Process CPU time (all threads) spent training in this run, resumes included."""
@@ -117,6 +123,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.state["train_seconds"] += time.perf_counter() - self._epoch_start
             self.state["train_cpu_seconds"] += time.process_time() - self._cpu_start
             self._epoch_start = self._cpu_start = None
+            self.state["steps"] += self._steps_this_epoch
         logs = {k: float(v) for k, v in (logs or {}).items()}
         state = self.state
         for key, value in logs.items():

@@ -10,6 +10,7 @@ schedule where they were.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any
@@ -98,6 +99,8 @@ def train(
     weight_decay: float = TRAIN_DEFAULTS["weight_decay"],
     resume: bool = False,
     cpu_budget: float | None = None,
+    distribute: str | None = None,
+    num_devices: int | None = None,
     limit: int | None = None,
     seed: int = 0,
     verbose: int | str = 1,
@@ -115,6 +118,11 @@ def train(
         cpu_budget: stop training once it has used this many CPU seconds (process time over
             all threads, resumes included); the partial epoch is validated and checkpointed.
             Gives models of different speed the same compute in a comparison.
+        distribute: `"data"` or `"model"` to train on several devices through
+            `spectralmix.distribute.distribution_scope` (JAX, TensorFlow; the devices must be
+            configured first, see `spectralmix.distribute.configure_devices`). Under `"data"`
+            every batch holds a multiple of `num_devices` examples.
+        num_devices: devices for `distribute` (default: all).
         limit: use only the first `limit` examples of each split (smoke runs).
         model_options: overrides of `MODEL_DEFAULTS`.
     """
@@ -160,45 +168,56 @@ def train(
         name: data_lib.read_tsv(data_lib.split_path(data, name), limit=limit)
         for name in data_lib.SPLITS
     }
-    train_batches = data_lib.bucketed_dataset(
-        splits["train"],
-        batch_size,
-        shuffle=True,
-        seed=seed,
-        start_epoch=state["epochs_done"] if state else 0,
-    )
-    val_batches = data_lib.bucketed_dataset(splits["val"], 64)
-    total_steps = epochs * len(train_batches)
+    # A distribution (if any) covers building or loading the model and fitting it.
+    with contextlib.ExitStack() as scopes:
+        replicas = 1
+        if distribute is not None:
+            from spectralmix import distribute as distribute_lib
 
-    start_epoch = 0
-    if state is None:
-        keras.utils.set_random_seed(seed)
-        classifier = compile_model(
-            build_model(model, **(model_options or {})),
-            total_steps=total_steps,
-            learning_rate=learning_rate,
-            warmup_steps=warmup_steps,
-            weight_decay=weight_decay,
+            engine = scopes.enter_context(
+                distribute_lib.distribution_scope(distribute, num_devices)
+            )
+            replicas = _batch_replicas(engine)
+        train_batches = data_lib.bucketed_dataset(
+            splits["train"],
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            start_epoch=state["epochs_done"] if state else 0,
+            multiple_of=replicas,
         )
-    else:
-        start_epoch = state["epochs_done"]
-        keras.utils.set_random_seed(seed + start_epoch)
-        classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
-    checkpoint = checkpointing.EpochCheckpoint(
-        out, state, monitor="val_accuracy", metadata={"arguments": arguments}
-    )
-    callbacks = [checkpoint]
-    if cpu_budget is not None:
-        callbacks.append(checkpointing.CpuBudget(checkpoint, cpu_budget))
-    if start_epoch < epochs and not (state and state["stopped_by_budget"]):
-        classifier.fit(
-            train_batches,
-            epochs=epochs,
-            initial_epoch=start_epoch,
-            validation_data=val_batches,
-            callbacks=callbacks,
-            verbose=verbose,
+        val_batches = data_lib.bucketed_dataset(splits["val"], 64, multiple_of=replicas)
+        total_steps = epochs * len(train_batches)
+
+        start_epoch = 0
+        if state is None:
+            keras.utils.set_random_seed(seed)
+            classifier = compile_model(
+                build_model(model, **(model_options or {})),
+                total_steps=total_steps,
+                learning_rate=learning_rate,
+                warmup_steps=warmup_steps,
+                weight_decay=weight_decay,
+            )
+        else:
+            start_epoch = state["epochs_done"]
+            keras.utils.set_random_seed(seed + start_epoch)
+            classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
+        checkpoint = checkpointing.EpochCheckpoint(
+            out, state, monitor="val_accuracy", metadata={"arguments": arguments}
         )
+        callbacks = [checkpoint]
+        if cpu_budget is not None:
+            callbacks.append(checkpointing.CpuBudget(checkpoint, cpu_budget))
+        if start_epoch < epochs and not (state and state["stopped_by_budget"]):
+            classifier.fit(
+                train_batches,
+                epochs=epochs,
+                initial_epoch=start_epoch,
+                validation_data=val_batches,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
     best = keras.saving.load_model(os.path.join(out, checkpointing.BEST_FILE))
     state = checkpoint.state
     metrics = {
@@ -210,7 +229,7 @@ def train(
         "best_epoch": state["best_epoch"],
         "epochs": epochs,
         "resumed_from_epoch": start_epoch,
-        "steps": int(classifier.optimizer.iterations),
+        "steps": state["steps"],
         "scheduled_steps": total_steps,
         "stopped_by_budget": state["stopped_by_budget"],
         "train_seconds": round(state["train_seconds"], 1),
@@ -219,9 +238,19 @@ def train(
         "test_examples": len(splits["test"].labels),
         "parameters": best.count_params(),
         "arguments": arguments,
+        "distribute": distribute,
+        "replicas": replicas,
     }
     checkpointing.atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics))
     return metrics
+
+
+def _batch_replicas(engine) -> int:
+    """How many ways a distribution splits each batch (JAX mesh batch axis, TF replicas)."""
+    if hasattr(engine, "num_replicas_in_sync"):
+        return int(engine.num_replicas_in_sync)
+    mesh = engine.device_mesh
+    return int(mesh.shape[list(mesh.axis_names).index(engine.batch_dim_name)])
 
 
 def load(preset: str | None = None, path: str | os.PathLike | None = None):

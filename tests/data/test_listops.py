@@ -124,3 +124,17 @@ def test_pad_refuses_to_truncate():
 def test_split_path_prefers_existing_files(tmp_path):
     (tmp_path / "basic_val.tsv").write_text("Source\tTarget\n")
     assert listops.split_path(tmp_path, "val") == os.path.join(str(tmp_path), "basic_val.tsv")
+
+
+@pytest.mark.parametrize("multiple_of", [2, 4])
+def test_batches_split_evenly_over_devices_without_dropping_examples(multiple_of):
+    lengths = np.random.default_rng(2).integers(1, 700, size=101)
+    bounds = listops.bucket_bounds(700)
+    batches = listops.make_batches(lengths, 8, bounds=bounds, shuffle=True, multiple_of=multiple_of)
+    assert all(len(m) % multiple_of == 0 and len(m) <= 8 for _, m in batches)
+    members = np.concatenate([m for _, m in batches])
+    assert set(members.tolist()) == set(range(101))  # every example is used
+    assert len(members) - 101 < multiple_of  # at most multiple_of - 1 are repeated
+    assert all(np.all(lengths[m] <= bound) for bound, m in batches)
+    with pytest.raises(ValueError, match="batch_size=6, multiple_of=4"):
+        listops.make_batches(lengths, 6, multiple_of=4)

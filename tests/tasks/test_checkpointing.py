@@ -35,6 +35,7 @@ def test_every_epoch_leaves_one_complete_checkpoint_and_the_best(tmp_path):
     assert state["best"] == max(state["history"]["val_accuracy"])
     assert state["metadata"] == {"run": "test"}
     assert state["train_seconds"] > 0
+    assert state["steps"] == 12
     assert sorted(os.listdir(tmp_path)) == ["best.keras", "epoch-0003.keras", "state.json"]
     restored = keras.saving.load_model(str(tmp_path / "epoch-0003.keras"))
     for a, b in zip(restored.get_weights(), model.get_weights(), strict=True):
