@@ -67,7 +67,7 @@ def test_listops_run_killed_mid_epoch_resumes_without_losing_checkpointed_work(
 ):
     out = tmp_path / "run"
     argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(out)]
-    argv += ["--epochs", "3", "--batch-size", "2", "--quiet"]
+    argv += ["--epochs", "2", "--batch-size", "2", "--quiet"]
     process = _cli(*argv)
     state_file = out / "state.json"
     deadline = time.monotonic() + 600
@@ -76,19 +76,19 @@ def test_listops_run_killed_mid_epoch_resumes_without_losing_checkpointed_work(
     process.send_signal(signal.SIGKILL)  # during epoch 2: epoch 1 is checkpointed
     process.communicate()
     state = json.loads(state_file.read_text())
-    assert 1 <= state["epochs_done"] < 3
+    assert state["epochs_done"] == 1
     done = state["epochs_done"]
     checkpoint = keras.saving.load_model(out / state["checkpoint"])
     assert int(checkpoint.optimizer.iterations) == done * 80  # 160 examples, batches of 2
 
     metrics = _last_json_line(_cli(*argv, "--resume"))
     assert metrics["resumed_from_epoch"] == done
-    assert metrics["epochs"] == 3
+    assert metrics["epochs"] == 2
     final = json.loads(state_file.read_text())
-    assert final["epochs_done"] == 3
+    assert final["epochs_done"] == 2
     for key, values in state["history"].items():
         assert final["history"][key][:done] == values  # nothing before the kill was redone
-    assert len(final["history"]["loss"]) == 3
+    assert len(final["history"]["loss"]) == 2
 
 
 def test_evaluate_prints_accuracy_and_count(tiny_listops_dir, tmp_path):
@@ -128,7 +128,7 @@ def test_listops_commands_reject_bad_arguments(argv, message, capsys):
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize(("backend", "devices"), [("jax", 4), ("tensorflow", 2)])
+@pytest.mark.parametrize(("backend", "devices"), [("jax", 4)])  # TF: tests/test_distribute.py
 def test_listops_trains_data_parallel_on_simulated_devices(
     backend, devices, tiny_listops_dir, tmp_path
 ):

@@ -7,6 +7,9 @@ import keras
 import pytest
 
 MODULES = [
+    "spectralmix.data.listops",
+    "spectralmix.data.listops_generator",
+    "spectralmix.distribute",
     "spectralmix.flops",
     "spectralmix.layers.adaptive_spectral_filter",
     "spectralmix.layers.class_token",
