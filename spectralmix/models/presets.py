@@ -1,11 +1,13 @@
 """The preset registry: named model configurations, shared by every model family.
 
-A preset is a plain dict `{"class": name, "config": {...}, "metadata": {...}}`. Presets are
-configurations only: nothing is downloaded.
+A preset is a plain dict `{"class": name, "config": {...}, "metadata": {...}}`, optionally with
+`"weights": "FILE.weights.h5"`, a file shipped inside the package next to the family's presets
+(`spectralmix/models/<family>/weights/`). Nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 from typing import Any
 
 _PRESETS: dict[str, dict[str, Any]] = {}
@@ -38,8 +40,13 @@ class PresetMixin:
     _preset_class: str = ""
 
     @classmethod
-    def from_preset(cls, name: str, **overrides):
-        """Builds the model from preset `name`; keyword arguments override its config."""
+    def from_preset(cls, name: str, load_weights: bool = True, **overrides):
+        """Builds the model from preset `name`; keyword arguments override its config.
+
+        A preset with shipped weights loads them (`load_weights=False` skips that); a backbone
+        takes them from its task model. Overrides that change weight shapes need
+        `load_weights=False`.
+        """
         preset = get_preset(name)
         if preset["class"] != (cls._preset_class or cls.__name__):
             known = list_presets(cls._preset_class or cls.__name__)
@@ -47,5 +54,27 @@ class PresetMixin:
                 f"Preset {name!r} is for {preset['class']}, not {cls.__name__}. "
                 f"Presets for {cls.__name__}: {known}"
             )
+        if load_weights and "weights" in preset:
+            if cls._preset_class and cls._preset_class != cls.__name__:
+                task_class = _registered_class(cls._preset_class)
+                return task_class.from_preset(name, **overrides).backbone
+            model = cls(**{**preset["config"], **overrides})
+            model.load_weights(preset_weights_path(name))
+            return model
         config = {k: v for k, v in preset["config"].items() if k not in cls._preset_ignored_keys}
         return cls(**{**config, **overrides})
+
+
+def preset_weights_path(name: str) -> str:
+    """The shipped weights file of preset `name`."""
+    preset = get_preset(name)
+    if "weights" not in preset:
+        raise ValueError(f"Preset {name!r} has no shipped weights")
+    module = preset["metadata"]["package"]
+    return str(importlib.resources.files(module).joinpath("weights", preset["weights"]))
+
+
+def _registered_class(name: str):
+    import keras
+
+    return keras.saving.get_registered_object(f"spectralmix>{name}")

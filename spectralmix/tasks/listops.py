@@ -296,10 +296,13 @@ def save_as_preset(run_dir: str | os.PathLike, weights_dir: str | os.PathLike, c
     best = keras.saving.load_model(os.path.join(run_dir, checkpointing.BEST_FILE))
     config = {k: v for k, v in best.get_config().items() if k not in ("name", "trainable")}
     config.pop("dtype", None)
+    # An uncompiled copy: the file holds the model's weights, not the optimizer's moments.
+    bare = type(best)(**config)
+    bare.set_weights(best.get_weights())
     os.makedirs(weights_dir, exist_ok=True)
     weights = os.path.join(weights_dir, "fftnet_listops.weights.h5")
     tmp = os.path.join(weights_dir, ".tmp-fftnet_listops.weights.h5")
-    best.save_weights(tmp)
+    bare.save_weights(tmp)
     os.replace(tmp, weights)
     path = os.path.join(weights_dir, "fftnet_listops.json")
     record = {"config": config, "metrics": metrics, "command": command}

@@ -62,6 +62,8 @@ class FFTNetBackbone(ConfiguredModel):
     """
 
     _config_keys = CONFIG_KEYS
+    _preset_class = "FFTNetClassifier"
+    _preset_ignored_keys = ("num_classes", "pooling")
 
     def __init__(
         self,
