@@ -277,4 +277,3 @@ def test_layout_map_shards_exactly_the_mlps(family, mixer, variant):
 def test_layout_map_rejects_a_missing_axis():
     with pytest.raises(ValueError, match="Received: model_axis='tensor'"):
         distribute.fftnet_layout_map(_mesh(), model_axis="tensor")
-
