@@ -102,3 +102,18 @@ class ShimChecks:
         assert out.dtype == np.float64
         expected = R.spectral_core(*args, num_heads=4)
         _close(out, expected, TOLERANCES["float64"])
+
+
+class KerasOpsShimChecks(ShimChecks):
+    """For cores written on `keras.ops` (the portable core, the DFT core): tensors of the
+    active Keras backend."""
+
+    def to_tensor(self, a):
+        import keras
+
+        return keras.ops.convert_to_tensor(a)
+
+    def to_numpy(self, t):
+        import keras
+
+        return np.asarray(keras.ops.convert_to_numpy(t))

@@ -9,19 +9,13 @@ import pytest
 
 from spectralmix import reference as R
 from spectralmix.backends import dft, get_backend, spectral_core
-from tests.backends.shim_checks import ShimChecks
+from tests.backends.shim_checks import KerasOpsShimChecks
 from tests.helpers import BACKEND, assert_close, grad_of
 
 
-class TestDftCore(ShimChecks):
+class TestDftCore(KerasOpsShimChecks):
     shim = dft
     framework = BACKEND
-
-    def to_tensor(self, a):
-        return keras.ops.convert_to_tensor(a)
-
-    def to_numpy(self, t):
-        return np.asarray(keras.ops.convert_to_numpy(t))
 
     def jit(self, fn):
         if self.framework == "jax":

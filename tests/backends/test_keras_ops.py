@@ -1,21 +1,14 @@
 """The portable keras.ops core, on whatever Keras backend this process runs."""
 
 import keras
-import numpy as np
 
 from spectralmix.backends import keras_ops
-from tests.backends.shim_checks import ShimChecks
+from tests.backends.shim_checks import KerasOpsShimChecks
 
 
-class TestKerasOpsCore(ShimChecks):
+class TestKerasOpsCore(KerasOpsShimChecks):
     shim = keras_ops
     framework = keras.config.backend()
-
-    def to_tensor(self, a):
-        return keras.ops.convert_to_tensor(a)
-
-    def to_numpy(self, t):
-        return np.asarray(keras.ops.convert_to_numpy(t))
 
     def jit(self, fn):
         if self.framework == "jax":
