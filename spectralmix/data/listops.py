@@ -37,6 +37,7 @@ NUM_CLASSES = 10
 MAX_LENGTH = 2000
 SPLITS = ("train", "val", "test")
 _DROPPED = frozenset("()")
+_LABELS = frozenset(str(d) for d in range(NUM_CLASSES))
 
 
 class ListOps(NamedTuple):
@@ -113,7 +114,7 @@ def read_tsv(
             if limit is not None and len(labels) == limit:
                 break
             fields = line.rstrip("\n").split("\t")
-            if len(fields) != 2 or fields[1].strip() not in {str(d) for d in range(10)}:
+            if len(fields) != 2 or fields[1].strip() not in _LABELS:
                 raise ValueError(
                     f"{os.fspath(path)!r} line {number}: expected 'expression<TAB>0-9'. "
                     f"Received: {_clip(line)}"
