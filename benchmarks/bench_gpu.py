@@ -7,6 +7,10 @@ With no GPU visible to torch or JAX it prints why and exits 0 (a skip, not a fai
 installed there runs, each worker refusing to time a CPU (`--expect-gpu`); a backend that is
 not installed (TensorFlow, on a machine whose image has none) is recorded as skipped, with why.
 
+The layer and model scripts run at the same time, four and two worker processes at once,
+sharing a timing lock: start-up and compilation overlap, timing never does. The wall time of
+the whole run goes to `gpu-run.json`.
+
 `--dry-run` runs the same code path at tiny sizes on whatever device is here (the CPU too),
 writing into `--out-dir` (a temporary folder unless given), to check the script before a GPU
 run.
@@ -35,7 +39,8 @@ FULL = {
     "vit_layers": "12",
     "batch": "64",
     "steps": "5",
-    "worker_timeout": "180",
+    "worker_timeout": "240",
+    "parallel": "4",
 }
 DRY = {
     "lengths": ["64", "128"],
@@ -45,6 +50,7 @@ DRY = {
     "batch": "2",
     "steps": "1",
     "worker_timeout": "600",
+    "parallel": "2",
 }
 
 
@@ -90,6 +96,8 @@ def commands(out_dir: str, sizes: dict, expect_gpu: bool, backends: list[str] | 
             sizes["repeats"],
             "--worker-timeout",
             sizes["worker_timeout"],
+            "--parallel",
+            sizes["parallel"],
             *gpu_flags,
             *backend_flags,
             "--out",
@@ -111,6 +119,8 @@ def commands(out_dir: str, sizes: dict, expect_gpu: bool, backends: list[str] | 
             "--lengths",  # no sequence models on the GPU: the ViT is the table
             "--worker-timeout",
             sizes["worker_timeout"],
+            "--parallel",
+            "2",
             *gpu_flags,
             *backend_flags,
             "--out",
@@ -137,14 +147,36 @@ def main() -> int:
         tempfile.mkdtemp(prefix="bench_gpu_dry_") if args.dry_run else os.path.join(HERE, "results")
     )
     print(f"bench_gpu: running on {name or 'the CPU (dry run)'}; results in {out_dir}", flush=True)
-    # The workers import spectralmix from this checkout.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    # The workers import spectralmix from this checkout. Both scripts run at once, their
+    # workers side by side, sharing one timing lock: imports and compilation (most of a
+    # worker's time) overlap, and no two workers time at once (harness.timing_lock).
+    lock_dir = tempfile.mkdtemp(prefix="bench_gpu_lock_")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        harness.LOCK_ENV: os.path.join(lock_dir, "timing.lock"),
+    }
     sizes = DRY if args.dry_run else FULL
+    start = time.perf_counter()
+    running = [
+        (os.path.basename(command[1]), subprocess.Popen(command, env=env))
+        for command in commands(out_dir, sizes, expect_gpu=name is not None, backends=args.backends)
+    ]
     failed = 0
-    for command in commands(out_dir, sizes, expect_gpu=name is not None, backends=args.backends):
-        start = time.perf_counter()
-        failed |= subprocess.run(command, env=env).returncode
-        print(f"bench_gpu: {os.path.basename(command[1])} took {time.perf_counter() - start:.0f} s")
+    seconds: dict[str, float] = {}
+    while len(seconds) < len(running):
+        for script, process in running:
+            if script not in seconds and process.poll() is not None:
+                failed |= process.returncode
+                seconds[script] = round(time.perf_counter() - start, 1)
+                print(f"bench_gpu: {script} finished after {seconds[script]:.0f} s", flush=True)
+        time.sleep(0.5)
+    total = round(time.perf_counter() - start, 1)
+    print(f"bench_gpu: {total:.0f} s in all", flush=True)
+    harness.write_json(
+        os.path.join(out_dir, "gpu-run.json"),
+        {"gpu": name, "machine": harness.machine(), "seconds": seconds, "total_seconds": total},
+    )
     return failed
 
 

@@ -405,11 +405,16 @@ def _measure(
             run_forward_backward()  # first call: compilation, and the budget probe
             first = time.perf_counter() - start
             reps = repeats if first < time_budget_s / 4 else 1
+            if reps > 1:
+                run_forward()  # its compilation, outside the timing lock
+            with harness.timing_lock():
+                forward_ms = harness.median_ms(run_forward, reps, warmup=1)
+                forward_backward_ms = harness.median_ms(run_forward_backward, reps, warmup=1)
             row = {
                 "length": length,
                 "status": "ok",
-                "forward_ms": harness.median_ms(run_forward, reps, warmup=1),
-                "forward_backward_ms": harness.median_ms(run_forward_backward, reps, warmup=1),
+                "forward_ms": forward_ms,
+                "forward_backward_ms": forward_backward_ms,
                 "repeats": reps,
                 "peak_rss_growth_mb": round(harness.peak_rss_mb() - start_rss, 1),
             }
@@ -517,6 +522,14 @@ def main() -> None:
     parser.add_argument(
         "--worker-timeout", type=float, default=3600, help="seconds one worker process may take"
     )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="worker processes at a time (GPU runs: they import and compile side by side and "
+        "take turns to time, see harness.timing_lock); keep 1 on a CPU, where they would share "
+        "the cores they time",
+    )
     parser.add_argument("--out", default=os.path.join(HERE, "results", "layers-cpu.json"))
     args = parser.parse_args()
     if args.worker:
@@ -537,17 +550,12 @@ def main() -> None:
         return
     wanted = args.backends or list(harness.BACKENDS)
     skipped = harness.skipped_backends(wanted)
-    results: list[dict] = []
+    jobs = []
     for backend in [b for b in wanted if b not in skipped]:
         for contender in args.contenders:
             if contender == "fused_attention" and backend == "tensorflow":
                 skipped[f"{backend}/{contender}"] = "no fused-attention contender for tensorflow"
                 continue
-            print(
-                f"{time.strftime('%H:%M:%S')} {backend} {contender} ...",
-                file=sys.stderr,
-                flush=True,
-            )
             worker_args = [
                 "--contender",
                 contender,
@@ -564,17 +572,23 @@ def main() -> None:
             ]
             if args.expect_gpu:
                 worker_args.append("--expect-gpu")
-            try:
-                results.append(
-                    harness.run_worker(__file__, backend, worker_args, timeout=args.worker_timeout)
-                )
-            except Exception as error:  # recorded; the other workers still run
-                print(str(error)[-2000:], file=sys.stderr, flush=True)
-                results.append(
-                    {"backend": backend, "contender": contender, "error": str(error)[-2000:]}
-                )
-            # Written after every worker: a run cut short keeps what it measured.
-            harness.write_json(args.out, _payload(args, results, skipped, complete=False))
+            jobs.append((backend, worker_args))
+    finished: dict[int, dict] = {}
+
+    def record(index: int, result) -> None:
+        backend, contender = jobs[index][0], jobs[index][1][1]
+        stamp = time.strftime("%H:%M:%S")
+        print(f"{stamp} {backend} {contender} done", file=sys.stderr, flush=True)
+        if isinstance(result, Exception):  # recorded; the other workers still run
+            print(str(result)[-2000:], file=sys.stderr, flush=True)
+            result = {"backend": backend, "contender": contender, "error": str(result)[-2000:]}
+        finished[index] = result
+        # Written after every worker: a run cut short keeps what it measured.
+        partial = [finished[i] for i in sorted(finished)]
+        harness.write_json(args.out, _payload(args, partial, skipped, complete=False))
+
+    harness.run_workers(__file__, jobs, args.worker_timeout, args.parallel, on_done=record)
+    results = [finished[i] for i in sorted(finished)]
     payload = _payload(args, results, skipped, complete=True)
     harness.write_json(args.out, payload)
     print(json.dumps(payload["targets"], indent=2))

@@ -67,7 +67,9 @@ def _step_ms(model, x, y, steps: int) -> float:
     model.compile(
         keras.optimizers.AdamW(1e-4), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    return harness.median_ms(lambda: model.train_on_batch(x, y), steps, warmup=2)
+    model.train_on_batch(x, y)  # compilation, outside the timing lock
+    with harness.timing_lock():
+        return harness.median_ms(lambda: model.train_on_batch(x, y), steps, warmup=1)
 
 
 def _row(model_name: str, mixer: str, build, unit: str, steps: int) -> dict:
@@ -132,6 +134,9 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", choices=harness.BACKENDS, default=None)
     parser.add_argument("--expect-gpu", action="store_true")
     parser.add_argument("--worker-timeout", type=float, default=3600)
+    parser.add_argument(
+        "--parallel", type=int, default=1, help="backends at a time (see bench_layers.py)"
+    )
     parser.add_argument("--out", default=os.path.join(HERE, "results", "models-cpu.json"))
     args = parser.parse_args()
     if args.worker:
@@ -155,17 +160,16 @@ def main() -> None:
         passthrough.append("--expect-gpu")
     wanted = args.backends or list(harness.BACKENDS)
     skipped = harness.skipped_backends(wanted)
-    results: list[dict] = []
     config = vars(args) | {"worker": None}
-    for backend in [b for b in wanted if b not in skipped]:
-        print(f"{time.strftime('%H:%M:%S')} {backend} ...", file=sys.stderr, flush=True)
-        try:
-            results.append(
-                harness.run_worker(__file__, backend, passthrough, timeout=args.worker_timeout)
-            )
-        except Exception as error:  # recorded; the other backends still run
-            print(str(error)[-2000:], file=sys.stderr, flush=True)
-            results.append({"backend": backend, "error": str(error)[-2000:]})
+    backends = [b for b in wanted if b not in skipped]
+    finished: dict[int, dict] = {}
+
+    def record(index: int, result) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {backends[index]} done", file=sys.stderr, flush=True)
+        if isinstance(result, Exception):  # recorded; the other backends still run
+            print(str(result)[-2000:], file=sys.stderr, flush=True)
+            result = {"backend": backends[index], "error": str(result)[-2000:]}
+        finished[index] = result
         harness.write_json(
             args.out,
             {
@@ -173,9 +177,13 @@ def main() -> None:
                 "config": config,
                 "complete": False,
                 "skipped": skipped,
-                "results": results,
+                "results": [finished[i] for i in sorted(finished)],
             },
         )
+
+    jobs = [(backend, passthrough) for backend in backends]
+    harness.run_workers(__file__, jobs, args.worker_timeout, args.parallel, on_done=record)
+    results = [finished[i] for i in sorted(finished)]
     harness.write_json(
         args.out,
         {

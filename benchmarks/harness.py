@@ -20,6 +20,9 @@ from collections.abc import Callable
 import numpy as np
 
 BACKENDS = ("jax", "tensorflow", "torch")
+#: Names a lock file that worker processes running side by side take while they time (see
+#: `timing_lock`); unset, each worker has the device to itself anyway.
+LOCK_ENV = "SPECTRALMIX_BENCH_LOCK"
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -32,6 +35,28 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1e3)
+
+
+@contextlib.contextmanager
+def timing_lock():
+    """Exclusive use of the device while timing.
+
+    Workers may run side by side (`run_workers(parallel=...)`, as `bench_gpu.py` does) so that
+    imports and compilation overlap; each takes this lock around its timed calls only, so no
+    two workers time at once. Without `LOCK_ENV` in the environment it does nothing.
+    """
+    path = os.environ.get(LOCK_ENV)
+    if not path:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def peak_rss_mb() -> float:
@@ -191,6 +216,64 @@ def run_worker(script: str, backend: str, args: list[str], timeout: float) -> di
     if result.returncode != 0:
         raise RuntimeError(f"{backend} worker failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_workers(
+    script: str,
+    jobs: list[tuple[str, list[str]]],
+    timeout: float,
+    parallel: int = 1,
+    on_done: Callable[[int, dict | Exception], None] | None = None,
+) -> list[dict | Exception]:
+    """Runs `run_worker(script, backend, args)` for each `(backend, args)` job, `parallel` at a
+    time, and returns each job's result, or the exception it raised, in job order.
+
+    With `parallel > 1` the workers share one `timing_lock` (a fresh lock file unless the
+    environment names one already) and JAX does not preallocate most of the GPU's memory in
+    each of them. `on_done(index, result)` is called as each job finishes (in the caller's
+    thread order, one at a time), e.g. to write partial results.
+    """
+    import tempfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1. Received: parallel={parallel}")
+    results: list[dict | Exception | None] = [None] * len(jobs)
+    done = threading.Lock()
+    saved = {k: os.environ.get(k) for k in (LOCK_ENV, "XLA_PYTHON_CLIENT_PREALLOCATE")}
+    lock_dir = None
+    if parallel > 1:
+        if not os.environ.get(LOCK_ENV):
+            lock_dir = tempfile.mkdtemp(prefix="bench_lock_")
+            os.environ[LOCK_ENV] = os.path.join(lock_dir, "timing.lock")
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+
+    def job(index: int) -> None:
+        backend, args = jobs[index]
+        try:
+            result: dict | Exception = run_worker(script, backend, args, timeout)
+        except Exception as error:  # recorded by the caller; the other jobs still run
+            result = error
+        with done:
+            results[index] = result
+            if on_done is not None:
+                on_done(index, result)
+
+    try:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            list(pool.map(job, range(len(jobs))))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if lock_dir is not None:
+            import shutil
+
+            shutil.rmtree(lock_dir, ignore_errors=True)
+    return results  # type: ignore[return-value]
 
 
 def write_json(path: str, payload: dict) -> None:

@@ -1,6 +1,7 @@
 """A smoke run of the benchmark scripts at tiny sizes on the active backend: they produce
 well-formed results. Nothing here asserts a time (benchmarks are measurements, not tests)."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -150,3 +151,56 @@ def test_plot_and_ratio_table(tmp_path):
         )
     )
     assert "1.25x" in plot.models_table(str(models))
+
+
+_LOCK_HOLDER = """
+import os, sys, time
+sys.path.insert(0, {bench!r})
+import harness
+with harness.timing_lock():
+    start = time.time()
+    time.sleep(0.3)
+    print(start, time.time())
+"""
+
+
+def test_timing_lock_serialises_side_by_side_workers(tmp_path):
+    # Four processes started together each hold the lock 0.3 s: their held intervals must
+    # not overlap (without the lock they would all overlap).
+    env = {**os.environ, "SPECTRALMIX_BENCH_LOCK": str(tmp_path / "lock")}
+    code = _LOCK_HOLDER.format(bench=BENCH)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    spans = sorted(tuple(map(float, p.communicate(timeout=60)[0].split())) for p in procs)
+    assert len(spans) == 4
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end
+
+
+def test_run_workers_keeps_job_order_and_records_failures(monkeypatch):
+    sys.path.insert(0, BENCH)
+    import harness
+
+    seen_lock = []
+
+    def fake_worker(script, backend, args, timeout):
+        seen_lock.append(os.environ.get(harness.LOCK_ENV))
+        if args == ["fail"]:
+            raise RuntimeError("worker failed")
+        return {"backend": backend, "args": args}
+
+    monkeypatch.setattr(harness, "run_worker", fake_worker)
+    monkeypatch.delenv(harness.LOCK_ENV, raising=False)
+    jobs = [("jax", ["a"]), ("torch", ["fail"]), ("tensorflow", ["c"])]
+    done = []
+    results = harness.run_workers("x.py", jobs, 10, parallel=3, on_done=lambda i, r: done.append(i))
+    assert results[0] == {"backend": "jax", "args": ["a"]}
+    assert isinstance(results[1], RuntimeError)
+    assert results[2] == {"backend": "tensorflow", "args": ["c"]}
+    assert sorted(done) == [0, 1, 2]
+    assert all(seen_lock)  # side by side, the workers get a lock file
+    assert harness.LOCK_ENV not in os.environ  # and the caller's environment is restored
+    with pytest.raises(ValueError, match="parallel"):
+        harness.run_workers("x.py", jobs, 10, parallel=0)
