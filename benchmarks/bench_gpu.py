@@ -8,7 +8,9 @@ installed there runs, each worker refusing to time a CPU (`--expect-gpu`); a bac
 not installed (TensorFlow, on a machine whose image has none) is recorded as skipped, with why.
 
 The layer and model scripts run at the same time, four and two worker processes at once,
-sharing a timing lock: start-up and compilation overlap, timing never does. The wall time of
+sharing a timing lock: start-up, imports and JAX's ahead-of-time compilation of the layer
+contenders overlap; anything that runs on the GPU (warm-up, Keras's compiling first training
+steps, timing) holds the lock, so no two workers use the GPU at once. The wall time of
 the whole run goes to `gpu-run.json`.
 
 `--dry-run` runs the same code path at tiny sizes on whatever device is here (the CPU too),
@@ -148,8 +150,8 @@ def main() -> int:
     )
     print(f"bench_gpu: running on {name or 'the CPU (dry run)'}; results in {out_dir}", flush=True)
     # The workers import spectralmix from this checkout. Both scripts run at once, their
-    # workers side by side, sharing one timing lock: imports and compilation (most of a
-    # worker's time) overlap, and no two workers time at once (harness.timing_lock).
+    # workers side by side, sharing one timing lock: start-up and host-side compilation
+    # overlap, and no two workers use the GPU at once (harness.timing_lock).
     lock_dir = tempfile.mkdtemp(prefix="bench_gpu_lock_")
     env = {
         **os.environ,

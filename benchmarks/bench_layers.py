@@ -281,8 +281,14 @@ def _runners(
             fn = framework_fn
 
         xs = jax.numpy.asarray(x, dtype=dtype)
-        fwd = jax.jit(fn)
-        grad = jax.jit(jax.grad(lambda p, xx: fn(p, xx).astype("float32").sum(), argnums=(0, 1)))
+        # Compiled ahead of time, here: compilation runs on the host, outside the timing lock,
+        # so workers side by side compile while another one times.
+        fwd = jax.jit(fn).lower(values, xs).compile()
+        grad = (
+            jax.jit(jax.grad(lambda p, xx: fn(p, xx).astype("float32").sum(), argnums=(0, 1)))
+            .lower(values, xs)
+            .compile()
+        )
         return (
             lambda: fwd(values, xs).block_until_ready(),
             lambda: jax.block_until_ready(grad(values, xs)),
@@ -363,22 +369,30 @@ def _measure(
         "versions": harness.versions(backend),
     }
     implementation = None
+    # Anything that runs on the device holds the timing lock (workers side by side must not
+    # share it while one times); JAX compiles in `_runners`, outside it.
     if contender == "fused_attention":
         out["implementation"] = _fused_attention(backend)[1]
         try:
-            for run in _runners(backend, contender, 64, policy):  # imports, first compilations
-                run()
+            runs = _runners(backend, contender, 64, policy)  # imports, first compilations
+            with harness.timing_lock():
+                for run in runs:
+                    run()
         except Exception as error:  # cuDNN refusing the shapes, say
             if backend != "jax" or "xla" in out["implementation"]:
                 raise
             implementation = "xla"
             out["implementation"] = _fused_attention(backend, "xla")[1]
             out["note"] = f"cuDNN attention failed, fell back to XLA: {str(error)[:300]}"
-            for run in _runners(backend, contender, 64, policy, implementation):
-                run()
+            runs = _runners(backend, contender, 64, policy, implementation)
+            with harness.timing_lock():
+                for run in runs:
+                    run()
     else:
-        for run in _runners(backend, contender, 64, policy):  # imports and first compilations
-            run()
+        runs = _runners(backend, contender, 64, policy)  # imports and first compilations
+        with harness.timing_lock():
+            for run in runs:
+                run()
     # The memory budget guards the N x N score tensors on the CPU, where attention materialises
     # them. On a GPU, MultiHeadAttention goes through `keras.ops.dot_product_attention`, which
     # picks the backend's fused kernels (an H200 run peaked at ~0.3 GB at 4,096 tokens, where
@@ -401,13 +415,11 @@ def _measure(
             run_forward, run_forward_backward = _runners(
                 backend, contender, length, policy, implementation
             )
-            start = time.perf_counter()
-            run_forward_backward()  # first call: compilation, and the budget probe
-            first = time.perf_counter() - start
-            reps = repeats if first < time_budget_s / 4 else 1
-            if reps > 1:
-                run_forward()  # its compilation, outside the timing lock
             with harness.timing_lock():
+                start = time.perf_counter()
+                run_forward_backward()  # first call: compilation (but JAX's), the budget probe
+                first = time.perf_counter() - start
+                reps = repeats if first < time_budget_s / 4 else 1
                 forward_ms = harness.median_ms(run_forward, reps, warmup=1)
                 forward_backward_ms = harness.median_ms(run_forward_backward, reps, warmup=1)
             row = {

@@ -42,8 +42,10 @@ def timing_lock():
     """Exclusive use of the device while timing.
 
     Workers may run side by side (`run_workers(parallel=...)`, as `bench_gpu.py` does) so that
-    imports and compilation overlap; each takes this lock around its timed calls only, so no
-    two workers time at once. Without `LOCK_ENV` in the environment it does nothing.
+    start-up, imports, model building and ahead-of-time compilation overlap. Each worker holds
+    this lock whenever it runs anything on the device (warm-up and first calls included, which
+    would otherwise slow the one timing), so no two workers use the device at once. Without
+    `LOCK_ENV` in the environment it does nothing.
     """
     path = os.environ.get(LOCK_ENV)
     if not path:
