@@ -11,7 +11,7 @@ The layer and model scripts run at the same time, four and two worker processes 
 sharing a timing lock: start-up, imports and JAX's ahead-of-time compilation of the layer
 contenders overlap; anything that runs on the GPU (warm-up, Keras's compiling first training
 steps, timing) holds the lock, so no two workers use the GPU at once. The wall time of
-the whole run goes to `gpu-run.json`.
+the whole run goes to `gpu-run.json`. `--sequential` runs one worker at a time instead.
 
 `--dry-run` runs the same code path at tiny sizes on whatever device is here (the CPU too),
 writing into `--out-dir` (a temporary folder unless given), to check the script before a GPU
@@ -43,6 +43,7 @@ FULL = {
     "steps": "5",
     "worker_timeout": "240",
     "parallel": "4",
+    "model_parallel": "2",
 }
 DRY = {
     "lengths": ["64", "128"],
@@ -53,6 +54,7 @@ DRY = {
     "steps": "1",
     "worker_timeout": "600",
     "parallel": "2",
+    "model_parallel": "2",
 }
 
 
@@ -122,7 +124,7 @@ def commands(out_dir: str, sizes: dict, expect_gpu: bool, backends: list[str] | 
             "--worker-timeout",
             sizes["worker_timeout"],
             "--parallel",
-            "2",
+            sizes["model_parallel"],
             *gpu_flags,
             *backend_flags,
             "--out",
@@ -140,6 +142,12 @@ def main() -> int:
     )
     parser.add_argument("--out-dir", default=None, help="default: benchmarks/results")
     parser.add_argument("--backends", nargs="+", default=None, help="default: all installed")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="one worker at a time (about 6 minutes on an H200 instead of 2.5): no other "
+        "worker's compilation (XLA autotunes on the GPU) can disturb a timing",
+    )
     args = parser.parse_args()
     name = gpu_name()
     if name is None and not args.dry_run:
@@ -159,13 +167,19 @@ def main() -> int:
         harness.LOCK_ENV: os.path.join(lock_dir, "timing.lock"),
     }
     sizes = DRY if args.dry_run else FULL
+    if args.sequential:
+        sizes = {**sizes, "parallel": "1", "model_parallel": "1"}
     start = time.perf_counter()
-    running = [
-        (os.path.basename(command[1]), subprocess.Popen(command, env=env))
-        for command in commands(out_dir, sizes, expect_gpu=name is not None, backends=args.backends)
-    ]
     failed = 0
     seconds: dict[str, float] = {}
+    running = []
+    for command in commands(out_dir, sizes, expect_gpu=name is not None, backends=args.backends):
+        process = subprocess.Popen(command, env=env)
+        script = os.path.basename(command[1])
+        running.append((script, process))
+        if args.sequential:
+            failed |= process.wait()
+            seconds[script] = round(time.perf_counter() - start, 1)
     while len(seconds) < len(running):
         for script, process in running:
             if script not in seconds and process.poll() is not None:
@@ -177,7 +191,13 @@ def main() -> int:
     print(f"bench_gpu: {total:.0f} s in all", flush=True)
     harness.write_json(
         os.path.join(out_dir, "gpu-run.json"),
-        {"gpu": name, "machine": harness.machine(), "seconds": seconds, "total_seconds": total},
+        {
+            "gpu": name,
+            "machine": harness.machine(),
+            "sequential": args.sequential,
+            "seconds": seconds,
+            "total_seconds": total,
+        },
     )
     return failed
 
