@@ -33,6 +33,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def _backend_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -42,7 +49,7 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spectralmix.tasks.listops import MODELS, TRAIN_DEFAULTS
+    from spectralmix.tasks.listops import MODEL_DEFAULTS, MODELS, TRAIN_DEFAULTS
 
     parser = argparse.ArgumentParser(prog="spectralmix", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     listops.add_argument(
         "--learning-rate", type=_positive_float, default=TRAIN_DEFAULTS["learning_rate"]
     )
+    listops.add_argument(
+        "--weight-decay", type=_non_negative_float, default=TRAIN_DEFAULTS["weight_decay"]
+    )
+    listops.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="train on the expressions as written (default: operator arguments reordered "
+        "at random every epoch, which leaves the labels unchanged)",
+    )
+    listops.add_argument("--hidden-dim", type=_positive_int, default=MODEL_DEFAULTS["hidden_dim"])
+    listops.add_argument("--num-layers", type=_positive_int, default=MODEL_DEFAULTS["num_layers"])
+    listops.add_argument("--dropout", type=_non_negative_float, default=MODEL_DEFAULTS["dropout"])
     listops.add_argument(
         "--cpu-budget",
         type=_positive_float,
@@ -133,6 +153,13 @@ def _run(args: argparse.Namespace) -> dict:
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay,
+            augment=args.augment,
+            model_options={
+                "hidden_dim": args.hidden_dim,
+                "num_layers": args.num_layers,
+                "dropout": args.dropout,
+            },
             resume=args.resume,
             cpu_budget=args.cpu_budget,
             distribute=args.distribute,

@@ -68,6 +68,7 @@ def test_listops_run_killed_mid_epoch_resumes_without_losing_checkpointed_work(
     out = tmp_path / "run"
     argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(out)]
     argv += ["--epochs", "2", "--batch-size", "2", "--quiet"]
+    argv += ["--hidden-dim", "16", "--num-layers", "1", "--dropout", "0", "--weight-decay", "0.01"]
     process = _cli(*argv)
     state_file = out / "state.json"
     deadline = time.monotonic() + 600
@@ -84,6 +85,12 @@ def test_listops_run_killed_mid_epoch_resumes_without_losing_checkpointed_work(
     metrics = _last_json_line(_cli(*argv, "--resume"))
     assert metrics["resumed_from_epoch"] == done
     assert metrics["epochs"] == 2
+    arguments = metrics["arguments"]
+    assert arguments["augment"] is True  # the default
+    assert arguments["weight_decay"] == 0.01
+    assert arguments["model_options"]["hidden_dim"] == 16
+    assert arguments["model_options"]["num_layers"] == 1
+    assert arguments["model_options"]["dropout"] == 0
     final = json.loads(state_file.read_text())
     assert final["epochs_done"] == 2
     for key, values in state["history"].items():
@@ -102,6 +109,12 @@ def test_evaluate_prints_accuracy_and_count(tiny_listops_dir, tmp_path):
     assert 0.0 <= result["accuracy"] <= 1.0
 
 
+def test_no_augment_flag():
+    parser = cli.build_parser()
+    assert parser.parse_args(["train", "listops", "--data", "d"]).augment is True
+    assert parser.parse_args(["train", "listops", "--data", "d", "--no-augment"]).augment is False
+
+
 def test_data_listops_writes_readable_splits(tmp_path):
     from spectralmix.data import listops
 
@@ -118,6 +131,8 @@ def test_data_listops_writes_readable_splits(tmp_path):
         (["evaluate", "--preset", "x", "--model", "y", "--data", "z"], "not allowed"),
         (["evaluate", "--preset", "no_such_preset", "--data", "z"], "no_such_preset"),
         (["train", "listops", "--data", "/nonexistent", "--model", "fnet"], "/nonexistent"),
+        (["train", "listops", "--data", "d", "--dropout", "-0.5"], "--dropout"),
+        (["train", "listops", "--data", "d", "--hidden-dim", "0"], "--hidden-dim"),
     ],
 )
 def test_listops_commands_reject_bad_arguments(argv, message, capsys):

@@ -38,6 +38,8 @@ MAX_LENGTH = 2000
 SPLITS = ("train", "val", "test")
 _DROPPED = frozenset("()")
 _LABELS = frozenset(str(d) for d in range(NUM_CLASSES))
+_OPERATOR_IDS = frozenset(TOKEN_IDS[op] for op in OPERATORS)
+_CLOSE_ID = TOKEN_IDS["]"]
 
 
 class ListOps(NamedTuple):
@@ -149,6 +151,41 @@ def pad(token_ids: Sequence[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
+def permute_arguments(token_ids: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """The same expression with every operator's arguments in a random order.
+
+    MIN, MAX, MED and SUM-MOD are symmetric functions of their arguments, so the value (the
+    label) is unchanged: a label-preserving augmentation of the training split, like a flip
+    for images. The length is unchanged too, so the example stays in its length bucket.
+
+    Examples:
+        >>> ids = encode("[MAX 2 [MIN 4 7 ] 0 ]")
+        >>> decode(permute_arguments(ids, np.random.default_rng(3)))
+        '[MAX 2 0 [MIN 7 4 ] ]'
+    """
+    # stack[-1] is the open expression: [operator tokens, argument, argument, ...], each a
+    # list of ids; the bottom entry collects the top-level items.
+    stack: list[list[list[int]]] = [[[]]]
+    for token in token_ids:
+        token = int(token)
+        if token in _OPERATOR_IDS:
+            stack.append([[token]])
+        elif token == _CLOSE_ID:
+            if len(stack) == 1:
+                raise ValueError(f"Unbalanced ListOps expression: {decode(token_ids)!r}")
+            head, *arguments = stack.pop()
+            flat = list(head)
+            for i in rng.permutation(len(arguments)):
+                flat.extend(arguments[i])
+            flat.append(_CLOSE_ID)
+            stack[-1].append(flat)
+        else:
+            stack[-1].append([token])
+    if len(stack) != 1:
+        raise ValueError(f"Unbalanced ListOps expression: {decode(token_ids)!r}")
+    return np.asarray([t for item in stack[0] for t in item], dtype=np.int32)
+
+
 def bucket_bounds(max_length: int = MAX_LENGTH, step: int = 128) -> list[int]:
     """Padded lengths: multiples of `step` up to `max_length` (the last one is `max_length`).
 
@@ -218,13 +255,15 @@ def bucketed_dataset(
     start_epoch: int = 0,
     step: int = 128,
     multiple_of: int = 1,
+    augment: bool = False,
 ):
     """Length-bucketed `(token_ids, labels)` batches as a `keras.utils.PyDataset`, which
     `fit`, `evaluate` and `predict` accept on every backend.
 
     With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e` (reshuffled in
     `on_epoch_end`), so a run resumed at `start_epoch` sees the same batches as an
-    uninterrupted one. `multiple_of`: see `make_batches`.
+    uninterrupted one. `multiple_of`: see `make_batches`. With `augment`, every example's
+    arguments are reordered (`permute_arguments`), seeded by `(seed, epoch, batch index)`.
     """
     import keras
 
@@ -255,7 +294,11 @@ def bucketed_dataset(
 
         def __getitem__(self, index):
             length, members = self.batches[index]
-            return pad([data.token_ids[i] for i in members], length), data.labels[members]
+            sequences = [data.token_ids[i] for i in members]
+            if augment:
+                rng = np.random.default_rng([seed, self.epoch, index])
+                sequences = [permute_arguments(ids, rng) for ids in sequences]
+            return pad(sequences, length), data.labels[members]
 
         def on_epoch_end(self):
             if shuffle:

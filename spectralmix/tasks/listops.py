@@ -36,6 +36,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "learning_rate": 2e-3,
     "warmup_steps": 200,
     "weight_decay": 0.05,
+    "augment": True,
 }
 
 
@@ -97,6 +98,7 @@ def train(
     learning_rate: float = TRAIN_DEFAULTS["learning_rate"],
     warmup_steps: int = TRAIN_DEFAULTS["warmup_steps"],
     weight_decay: float = TRAIN_DEFAULTS["weight_decay"],
+    augment: bool = TRAIN_DEFAULTS["augment"],
     resume: bool = False,
     cpu_budget: float | None = None,
     distribute: str | None = None,
@@ -113,6 +115,9 @@ def train(
         data: directory with `basic_{train,val,test}.tsv[.gz]`.
         out: run directory (checkpoints, `state.json`, `best.keras`, `metrics.json`).
         model: token mixer, `"fftnet"`, `"attention"` or `"fnet"`.
+        augment: reorder the arguments of every operator in each training example, anew
+            every epoch (`spectralmix.data.listops.permute_arguments`; the labels are
+            unchanged because all four operators are symmetric).
         resume: continue the run in `out` from its last checkpoint. Without it, `out` must
             not hold a run already.
         cpu_budget: stop training once it has used this many CPU seconds (process time over
@@ -147,11 +152,13 @@ def train(
         "learning_rate": learning_rate,
         "warmup_steps": warmup_steps,
         "weight_decay": weight_decay,
+        "augment": bool(augment),
         "limit": limit,
         "cpu_budget": cpu_budget,
         "seed": seed,
         "model_options": {**MODEL_DEFAULTS, **(model_options or {})},
     }
+    paths = {name: data_lib.split_path(data, name) for name in data_lib.SPLITS}
     state = checkpointing.read_state(out)
     if state is not None and not resume:
         raise ValueError(
@@ -164,10 +171,7 @@ def train(
             f"Received: {arguments}; the run has {state['metadata']['arguments']}"
         )
 
-    splits = {
-        name: data_lib.read_tsv(data_lib.split_path(data, name), limit=limit)
-        for name in data_lib.SPLITS
-    }
+    splits = {name: data_lib.read_tsv(path, limit=limit) for name, path in paths.items()}
     # A distribution (if any) covers building or loading the model and fitting it.
     with contextlib.ExitStack() as scopes:
         replicas = 1
@@ -185,6 +189,7 @@ def train(
             seed=seed,
             start_epoch=state["epochs_done"] if state else 0,
             multiple_of=replicas,
+            augment=augment,
         )
         val_batches = data_lib.bucketed_dataset(splits["val"], 64, multiple_of=replicas)
         total_steps = epochs * len(train_batches)

@@ -138,3 +138,59 @@ def test_batches_split_evenly_over_devices_without_dropping_examples(multiple_of
     assert all(np.all(lengths[m] <= bound) for bound, m in batches)
     with pytest.raises(ValueError, match="batch_size=6, multiple_of=4"):
         listops.make_batches(lengths, 6, multiple_of=4)
+
+
+def test_permuting_arguments_keeps_every_value_and_reorders(listops_dir):
+    from tests.data.test_listops_generator import stack_value
+
+    data = listops.read_tsv(listops.split_path(listops_dir, "val"), limit=200)
+    rng = np.random.default_rng(0)
+    changed = 0
+    for ids, label in zip(data.token_ids, data.labels, strict=True):
+        permuted = listops.permute_arguments(ids, rng)
+        assert permuted.dtype == np.int32
+        assert len(permuted) == len(ids)
+        assert sorted(permuted.tolist()) == sorted(ids.tolist())
+        # The independent stack evaluator gives the file's label for the reordered expression.
+        assert stack_value(listops.decode(permuted)) == label
+        changed += not np.array_equal(permuted, ids)
+    assert changed > 190  # nearly every expression has several arguments to reorder
+    # Hand-checked: the operator stays first, only arguments move.
+    ids = listops.encode("[SM 1 [MIN 4 7 ] 9 ]")
+    orders = {
+        listops.decode(listops.permute_arguments(ids, np.random.default_rng(s))) for s in range(40)
+    }
+    assert "[SM 1 [MIN 4 7 ] 9 ]" in orders
+    assert "[SM 9 [MIN 7 4 ] 1 ]" in orders
+    assert all(o.startswith("[SM ") and o.endswith(" ]") for o in orders)
+    assert len(orders) == 12  # 3! orders of the outer arguments × 2 of the inner ones
+
+
+@pytest.mark.parametrize("source", ["[MAX 1 2", "[MAX 1 ] ]", "1 ]"])
+def test_permuting_unbalanced_expressions_raises(source):
+    ids = [listops.TOKEN_IDS[t] for t in source.split()]
+    with pytest.raises(ValueError, match="Unbalanced"):
+        listops.permute_arguments(ids, np.random.default_rng(0))
+
+
+def test_augmented_batches_are_seeded_per_epoch_and_keep_labels_and_shapes(listops_dir):
+    data = listops.read_tsv(listops.split_path(listops_dir, "val"), limit=64)
+    plain = listops.bucketed_dataset(data, 16, shuffle=True, seed=3)
+    augmented = listops.bucketed_dataset(data, 16, shuffle=True, seed=3, augment=True)
+    again = listops.bucketed_dataset(data, 16, shuffle=True, seed=3, augment=True)
+    assert len(plain) == len(augmented)
+    for i in range(len(plain)):
+        (x, y), (xa, ya), (xb, _) = plain[i], augmented[i], again[i]
+        assert x.shape == xa.shape
+        np.testing.assert_array_equal(y, ya)
+        np.testing.assert_array_equal(np.sort(x, axis=1), np.sort(xa, axis=1))
+        np.testing.assert_array_equal(xa, xb)  # the same (seed, epoch, batch): the same order
+    first = [augmented[i][0] for i in range(len(augmented))]
+    augmented.on_epoch_end()
+    resumed = listops.bucketed_dataset(data, 16, shuffle=True, seed=3, augment=True, start_epoch=1)
+    for i in range(len(augmented)):
+        np.testing.assert_array_equal(augmented[i][0], resumed[i][0])
+    assert any(
+        a.shape != b.shape or not np.array_equal(a, b)
+        for a, b in zip(first, [augmented[i][0] for i in range(len(augmented))], strict=True)
+    )
