@@ -79,11 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--weight-decay", type=_non_negative_float, default=TRAIN_DEFAULTS["weight_decay"]
     )
     listops.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_false",
-        help="train on the expressions as written (default: operator arguments reordered "
-        "at random every epoch, which leaves the labels unchanged)",
+        "--augment",
+        action="store_true",
+        help="reorder every operator's arguments at random each epoch (the labels are "
+        "unchanged: MIN, MAX, MED and SM are symmetric)",
     )
     listops.add_argument("--hidden-dim", type=_positive_int, default=MODEL_DEFAULTS["hidden_dim"])
     listops.add_argument("--num-layers", type=_positive_int, default=MODEL_DEFAULTS["num_layers"])
