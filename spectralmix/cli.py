@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listops.add_argument(
         "--augment",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=TRAIN_DEFAULTS["augment"],
         help="reorder every operator's arguments at random each epoch (the labels are "
         "unchanged: MIN, MAX, MED and SM are symmetric)",
     )

@@ -69,7 +69,7 @@ def test_listops_run_killed_mid_epoch_resumes_without_losing_checkpointed_work(
     argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(out)]
     argv += ["--epochs", "2", "--batch-size", "2", "--quiet"]
     argv += ["--hidden-dim", "16", "--num-layers", "1", "--dropout", "0", "--weight-decay", "0.01"]
-    argv += ["--augment"]  # its reordering is seeded per epoch, so a resumed run sees the same
+    argv += ["--augment"]  # seeded per epoch and batch: a resumed run sees the same reordering
     process = _cli(*argv)
     state_file = out / "state.json"
     deadline = time.monotonic() + 600
@@ -110,10 +110,13 @@ def test_evaluate_prints_accuracy_and_count(tiny_listops_dir, tmp_path):
     assert 0.0 <= result["accuracy"] <= 1.0
 
 
-def test_augment_flag_is_off_by_default():
+def test_augment_flag_defaults_to_the_harness_setting():
+    from spectralmix.tasks.listops import TRAIN_DEFAULTS
+
     parser = cli.build_parser()
-    assert parser.parse_args(["train", "listops", "--data", "d"]).augment is False
-    assert parser.parse_args(["train", "listops", "--data", "d", "--augment"]).augment is True
+    default = parser.parse_args(["train", "listops", "--data", "d"]).augment
+    assert default is TRAIN_DEFAULTS["augment"] is True
+    assert parser.parse_args(["train", "listops", "--data", "d", "--no-augment"]).augment is False
 
 
 def test_data_listops_writes_readable_splits(tmp_path):

@@ -8,6 +8,8 @@ from spectralmix.tasks import listops
 
 #: LRA ListOps test accuracy of always answering the most common class (README of the data).
 MAJORITY_BASELINE = 0.177
+#: The FFTNet paper's LRA ListOps test accuracy, the bar the shipped model must reach.
+PAPER_FFTNET_LISTOPS = 0.3765
 
 
 def test_listops_preset_is_registered_with_its_training_record():
@@ -40,6 +42,7 @@ def test_shipped_model_scores_what_its_training_run_reported_on_every_backend(li
     result = listops.evaluate(model, data_lib.split_path(listops_dir, "test"), batch_size=128)
     assert result["n"] == 2000
     assert result["accuracy"] > MAJORITY_BASELINE + 0.1
+    assert result["accuracy"] >= PAPER_FFTNET_LISTOPS
     assert result["accuracy"] == pytest.approx(
         get_preset("fftnet_listops")["metadata"]["test_accuracy"], abs=1e-9
     )
