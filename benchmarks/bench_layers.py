@@ -18,7 +18,8 @@ Under a mixed policy every contender takes inputs in the compute dtype (bfloat16
 `mixed_bfloat16`); the hand-written filter and the FFT floor compute their FFTs in float32, as
 the layer's spectral island does, and return the compute dtype; the fused attention casts its
 float32 weights to the compute dtype, as Keras does. Compiled as Keras runs them: `jax.jit`,
-`tf.function`, eager torch. A contender whose call
+`tf.function`, eager torch (`--torch-compile`: torch's ours, hand-written and floor through
+`torch.compile`, as `jit_compile=True` runs a Keras model). A contender whose call
 exceeds the time budget, or whose attention matrix would exceed the memory budget, is recorded
 as `"over_budget"` at that length and longer ones, not dropped (on a GPU the memory budget
 applies only where attention materialises its scores; see `_measure`). Memory is the growth of the
@@ -54,6 +55,9 @@ CONTENDERS = ("ours", "handwritten", "fft_floor", "attention", "fnet", "fused_at
 CPU_CONTENDERS = CONTENDERS[:5]
 BATCH, CHANNELS, HEADS = 8, 256, 8
 DEFAULT_LENGTHS = [256, 1024, 4096, 16384, 65536]
+#: Set by `--torch-compile`: torch's ours / hand-written / floor run through `torch.compile`
+#: (what Keras's torch trainer does under `jit_compile=True`) instead of eagerly.
+TORCH_COMPILE = False
 
 
 def _keras_layer(contender: str, length: int, policy: str):
@@ -333,6 +337,8 @@ def _runners(
         def fn(xx):
             return framework_fn(tensors, xx)
 
+    if TORCH_COMPILE and contender in ("ours", "handwritten", "fft_floor"):
+        fn = torch.compile(fn, dynamic=False)  # as `model.compile(jit_compile=True)` does
     xs = torch.tensor(x, device=device, dtype=getattr(torch, dtype), requires_grad=True)
 
     def run_forward():
@@ -501,6 +507,7 @@ def _payload(args, results: list[dict], skipped: dict, complete: bool) -> dict:
             "time_budget_s": args.time_budget,
             "memory_budget_gb": args.memory_budget,
             "expect_gpu": args.expect_gpu,
+            "torch_compile": args.torch_compile,
         },
         "complete": complete,
         "skipped": skipped,
@@ -542,8 +549,15 @@ def main() -> None:
         "take turns to time, see harness.timing_lock); keep 1 on a CPU, where they would share "
         "the cores they time",
     )
+    parser.add_argument(
+        "--torch-compile",
+        action="store_true",
+        help="torch: run ours, hand-written and the floor through torch.compile",
+    )
     parser.add_argument("--out", default=os.path.join(HERE, "results", "layers-cpu.json"))
     args = parser.parse_args()
+    global TORCH_COMPILE
+    TORCH_COMPILE = args.torch_compile
     if args.worker:
         print(
             json.dumps(
@@ -584,6 +598,8 @@ def main() -> None:
             ]
             if args.expect_gpu:
                 worker_args.append("--expect-gpu")
+            if args.torch_compile:
+                worker_args.append("--torch-compile")
             jobs.append((backend, worker_args))
     finished: dict[int, dict] = {}
 
