@@ -160,12 +160,18 @@ def main() -> int:
     # The workers import spectralmix from this checkout. Both scripts run at once, their
     # workers side by side, sharing one timing lock: start-up and host-side compilation
     # overlap, and no two workers use the GPU at once (harness.timing_lock).
-    lock_dir = tempfile.mkdtemp(prefix="bench_gpu_lock_")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-        harness.LOCK_ENV: os.path.join(lock_dir, "timing.lock"),
-    }
+    with tempfile.TemporaryDirectory(prefix="bench_gpu_lock_") as lock_dir:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+            harness.LOCK_ENV: os.path.join(lock_dir, "timing.lock"),
+        }
+        return _run(args, name, out_dir, env)
+
+
+def _run(args, name: str | None, out_dir: str, env: dict) -> int:
+    """Runs the layer and model scripts (side by side unless `--sequential`), records the
+    wall time in `gpu-run.json`, and returns nonzero if either failed."""
     sizes = DRY if args.dry_run else FULL
     if args.sequential:
         sizes = {**sizes, "parallel": "1", "model_parallel": "1"}

@@ -38,6 +38,7 @@ length that raises (out of memory, say), is recorded with its error, not dropped
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -55,9 +56,9 @@ CONTENDERS = ("ours", "handwritten", "fft_floor", "attention", "fnet", "fused_at
 CPU_CONTENDERS = CONTENDERS[:5]
 BATCH, CHANNELS, HEADS = 8, 256, 8
 DEFAULT_LENGTHS = [256, 1024, 4096, 16384, 65536]
-#: Set by `--torch-compile`: torch's ours / hand-written / floor run through `torch.compile`
-#: (what Keras's torch trainer does under `jit_compile=True`) instead of eagerly.
-TORCH_COMPILE = False
+#: The contenders `--torch-compile` runs through `torch.compile` (what Keras's torch trainer
+#: does under `jit_compile=True`) instead of eagerly.
+TORCH_COMPILED = ("ours", "handwritten", "fft_floor")
 
 
 def _keras_layer(contender: str, length: int, policy: str):
@@ -246,12 +247,13 @@ def _compute_dtype(policy: str) -> str:
     return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(policy, policy)
 
 
-def _runners(
+def _runners_of(
     backend: str,
     contender: str,
     length: int,
     policy: str = "float32",
     implementation: str | None = None,
+    torch_compile: bool = False,
 ):
     """`(run_forward, run_forward_backward)`, each blocking until its result is ready."""
     rng = np.random.default_rng(0)
@@ -337,7 +339,7 @@ def _runners(
         def fn(xx):
             return framework_fn(tensors, xx)
 
-    if TORCH_COMPILE and contender in ("ours", "handwritten", "fft_floor"):
+    if torch_compile and contender in TORCH_COMPILED:
         fn = torch.compile(fn, dynamic=False)  # as `model.compile(jit_compile=True)` does
     xs = torch.tensor(x, device=device, dtype=getattr(torch, dtype), requires_grad=True)
 
@@ -364,9 +366,11 @@ def _measure(
     memory_budget_gb: float,
     policy: str,
     expect_gpu: bool = False,
+    torch_compile: bool = False,
 ) -> dict:
     if expect_gpu:
         harness.require_gpu(backend)
+    _runners = functools.partial(_runners_of, torch_compile=torch_compile)
     out = {
         "backend": backend,
         "contender": contender,
@@ -556,8 +560,6 @@ def main() -> None:
     )
     parser.add_argument("--out", default=os.path.join(HERE, "results", "layers-cpu.json"))
     args = parser.parse_args()
-    global TORCH_COMPILE
-    TORCH_COMPILE = args.torch_compile
     if args.worker:
         print(
             json.dumps(
@@ -570,6 +572,7 @@ def main() -> None:
                     args.memory_budget,
                     args.policy,
                     args.expect_gpu,
+                    args.torch_compile,
                 )
             )
         )

@@ -172,7 +172,7 @@ def permute_arguments(token_ids: Sequence[int], rng: np.random.Generator) -> np.
             stack.append([[token]])
         elif token == _CLOSE_ID:
             if len(stack) == 1:
-                raise ValueError(f"Unbalanced ListOps expression: {decode(token_ids)!r}")
+                raise ValueError(f"Unbalanced ListOps expression: {_clip(decode(token_ids))}")
             head, *arguments = stack.pop()
             flat = list(head)
             for i in rng.permutation(len(arguments)):
@@ -182,7 +182,7 @@ def permute_arguments(token_ids: Sequence[int], rng: np.random.Generator) -> np.
         else:
             stack[-1].append([token])
     if len(stack) != 1:
-        raise ValueError(f"Unbalanced ListOps expression: {decode(token_ids)!r}")
+        raise ValueError(f"Unbalanced ListOps expression: {_clip(decode(token_ids))}")
     return np.asarray([t for item in stack[0] for t in item], dtype=np.int32)
 
 
