@@ -98,6 +98,8 @@ def commands(out_dir: str, sizes: dict, expect_gpu: bool, backends: list[str] | 
             *sizes["lengths"],
             "--repeats",
             sizes["repeats"],
+            "--paired-repeats",  # the paired worker serves the CPU targets; not on the GPU clock
+            "0",
             "--worker-timeout",
             sizes["worker_timeout"],
             "--parallel",

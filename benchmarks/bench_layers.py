@@ -457,15 +457,99 @@ def _measure(
     return out
 
 
-def _targets(results: list[dict]) -> dict:
-    """The issue's CPU targets, as measured ratios per backend."""
+PAIRED = ("ours", "handwritten", "fft_floor")
+
+
+def _measure_paired(
+    backend: str,
+    lengths: list[int],
+    repeats: int,
+    time_budget_s: float,
+    policy: str,
+    torch_compile: bool = False,
+) -> dict:
+    """Ours, hand-written and the FFT floor timed in one process, call by call in turn.
+
+    The per-contender workers time each contender in its own process, minutes apart; on a
+    shared 2-core machine that moved the same cell by up to ~50% between runs, as much as the
+    margins the targets test. Here, at each length, round `r` times every contender's forward
+    and then its forward+backward, starting from contender `r mod 3`, so drifts in the
+    machine's speed reach all three alike. `_targets` reads its ratios from these rows.
+    """
+    _runners = functools.partial(_runners_of, torch_compile=torch_compile)
+    out = {
+        "backend": backend,
+        "kind": "paired",
+        "policy": policy,
+        "torch_compile": torch_compile and backend == "torch",
+        "device": harness.device(backend),
+        "versions": harness.versions(backend),
+    }
+    rows, stop = [], None
+    for length in lengths:
+        if stop:
+            rows.append({"length": length, "status": stop})
+            continue
+        runs = {c: _runners(backend, c, length, policy) for c in PAIRED}
+        with harness.timing_lock():
+            start = time.perf_counter()
+            for run_forward, run_forward_backward in runs.values():  # compilation, warm-up
+                run_forward_backward()
+                run_forward()
+            first = time.perf_counter() - start
+            times = {c: ([], []) for c in PAIRED}
+            for r in range(repeats if first < time_budget_s else 1):
+                for contender in PAIRED[r % 3 :] + PAIRED[: r % 3]:
+                    for timed, run in zip(times[contender], runs[contender], strict=True):
+                        tick = time.perf_counter()
+                        run()
+                        timed.append((time.perf_counter() - tick) * 1e3)
+        row = {"length": length, "status": "ok", "repeats": len(times["ours"][0])}
+        for contender, (forward, forward_backward) in times.items():
+            row[contender] = {
+                "forward_ms": round(float(np.median(forward)), 3),
+                "forward_backward_ms": round(float(np.median(forward_backward)), 3),
+            }
+        rows.append(row)
+        runs = None
+        gc.collect()
+        if first > time_budget_s:
+            stop = "over_budget"
+    out["rows"] = rows
+    return out
+
+
+def _paired_index(results: list[dict]) -> dict:
+    """`{backend: {contender: {length: row}}}` from the paired results, in the per-contender
+    rows' shape."""
+    index: dict = {}
+    for result in results:
+        for row in result.get("rows", []):
+            if row.get("status") != "ok":
+                continue
+            for contender in PAIRED:
+                index.setdefault(result["backend"], {}).setdefault(contender, {})[row["length"]] = {
+                    "status": "ok",
+                    **row[contender],
+                }
+    return index
+
+
+def _targets(results: list[dict], paired: list[dict] = ()) -> dict:
+    """The issue's CPU targets, as measured ratios per backend. Ours against hand-written and
+    the floor, and ours' scaling, come from the paired rows where a backend has them
+    (`"source": "paired"`); attention from the per-contender rows."""
     table: dict = {}
-    for backend in sorted({r["backend"] for r in results}):
+    paired_by = _paired_index(paired)
+    for backend in sorted({r["backend"] for r in results} | set(paired_by)):
         by = {
             r["contender"]: {row["length"]: row for row in r["rows"]}
             for r in results
             if r["backend"] == backend
         }
+        attention_by = by
+        if backend in paired_by:
+            by = {**by, **paired_by[backend]}
 
         def t(contender, length, key="forward_backward_ms", by=by):
             row = by.get(contender, {}).get(length, {})
@@ -487,12 +571,18 @@ def _targets(results: list[dict]) -> dict:
         out["ours_over_floor_fwd_max_at_4096_up"] = round(max(floor), 2) if floor else None
         if t("ours", 16384) and t("ours", 4096):
             out["ours_16384_over_4096_fwd_bwd"] = round(t("ours", 16384) / t("ours", 4096), 2)
-        if t("attention", 4096) and t("ours", 4096):
-            out["attention_over_ours_at_4096"] = round(t("attention", 4096) / t("ours", 4096), 1)
-        for n in lengths:
-            if t("fused_attention", n) and t("ours", n):
+        out["source"] = "paired" if backend in paired_by else "per-contender workers"
+
+        def a(contender, length, by=attention_by):
+            row = by.get(contender, {}).get(length, {})
+            return row.get("forward_backward_ms") if row.get("status") == "ok" else None
+
+        if a("attention", 4096) and a("ours", 4096):
+            out["attention_over_ours_at_4096"] = round(a("attention", 4096) / a("ours", 4096), 1)
+        for n in sorted(attention_by.get("ours", {})):
+            if a("fused_attention", n) and a("ours", n):
                 out[f"fused_attention_over_ours_at_{n}"] = round(
-                    t("fused_attention", n) / t("ours", n), 2
+                    a("fused_attention", n) / a("ours", n), 2
                 )
         table[backend] = out
     return table
@@ -512,12 +602,24 @@ def _payload(args, results: list[dict], skipped: dict, complete: bool) -> dict:
             "memory_budget_gb": args.memory_budget,
             "expect_gpu": args.expect_gpu,
             "torch_compile": args.torch_compile,
+            "paired_repeats": args.paired_repeats,
+            "paired_lengths": _paired_lengths(args),
         },
         "complete": complete,
         "skipped": skipped,
-        "results": results,
-        "targets": _targets([r for r in results if "rows" in r]),
+        "results": [r for r in results if r.get("kind") != "paired"],
+        "paired": [r for r in results if r.get("kind") == "paired"],
+        "targets": _targets(
+            [r for r in results if "rows" in r and r.get("kind") != "paired"],
+            [r for r in results if "rows" in r and r.get("kind") == "paired"],
+        ),
     }
+
+
+def _paired_lengths(args) -> list[int]:
+    if args.paired_lengths:
+        return sorted(args.paired_lengths)
+    return sorted(n for n in args.lengths if n <= 16384)
 
 
 def main() -> None:
@@ -558,8 +660,34 @@ def main() -> None:
         action="store_true",
         help="torch: run ours, hand-written and the floor through torch.compile",
     )
+    parser.add_argument(
+        "--paired-repeats",
+        type=int,
+        default=7,
+        help="rounds of the paired worker (ours, hand-written and the floor timed in turn in one "
+        "process, which the targets read); 0: none",
+    )
+    parser.add_argument(
+        "--paired-lengths",
+        type=int,
+        nargs="+",
+        default=None,
+        help="lengths of the paired worker (default: those of --lengths up to 16,384)",
+    )
+    parser.add_argument("--paired", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "layers-cpu.json"))
     args = parser.parse_args()
+    if args.worker and args.paired:
+        result = _measure_paired(
+            args.worker,
+            sorted(args.lengths),
+            args.repeats,
+            args.time_budget,
+            args.policy,
+            args.torch_compile,
+        )
+        print(json.dumps(result))
+        return
     if args.worker:
         print(
             json.dumps(
@@ -579,7 +707,7 @@ def main() -> None:
         return
     wanted = args.backends or list(harness.BACKENDS)
     skipped = harness.skipped_backends(wanted)
-    jobs = []
+    jobs, labels = [], []
     for backend in [b for b in wanted if b not in skipped]:
         for contender in args.contenders:
             if contender == "fused_attention" and backend == "tensorflow":
@@ -604,15 +732,34 @@ def main() -> None:
             if args.torch_compile:
                 worker_args.append("--torch-compile")
             jobs.append((backend, worker_args))
+            labels.append(contender)
+        if args.paired_repeats > 0 and set(PAIRED) <= set(args.contenders):
+            worker_args = [
+                "--paired",
+                "--repeats",
+                str(args.paired_repeats),
+                "--time-budget",
+                str(args.time_budget),
+                "--policy",
+                args.policy,
+                "--lengths",
+                *map(str, _paired_lengths(args)),
+            ]
+            if args.torch_compile:
+                worker_args.append("--torch-compile")
+            jobs.append((backend, worker_args))
+            labels.append("paired")
     finished: dict[int, dict] = {}
 
     def record(index: int, result) -> None:
-        backend, contender = jobs[index][0], jobs[index][1][1]
+        backend, contender = jobs[index][0], labels[index]
         stamp = time.strftime("%H:%M:%S")
         print(f"{stamp} {backend} {contender} done", file=sys.stderr, flush=True)
         if isinstance(result, Exception):  # recorded; the other workers still run
             print(str(result)[-2000:], file=sys.stderr, flush=True)
             result = {"backend": backend, "contender": contender, "error": str(result)[-2000:]}
+            if contender == "paired":
+                result = {"backend": backend, "kind": "paired", "error": result["error"]}
         finished[index] = result
         # Written after every worker: a run cut short keeps what it measured.
         partial = [finished[i] for i in sorted(finished)]

@@ -160,11 +160,52 @@ def models_table(path: str) -> str:
     return "\n".join(lines)
 
 
+#: The issue's CPU targets: (key in `targets`, label, bound, whether the ratio must stay below).
+TARGETS = (
+    ("ours_over_handwritten_fwd_bwd_max", "ours / hand-written, worst length (≤ 1.15)", 1.15, True),
+    (
+        "ours_over_floor_fwd_max_at_4096_up",
+        "ours / rfft+irfft forward, worst length ≥ 4,096 (≤ 2)",
+        2.0,
+        True,
+    ),
+    ("ours_16384_over_4096_fwd_bwd", "time(16,384) / time(4,096) for ours (≤ 5)", 5.0, True),
+    ("attention_over_ours_at_4096", "MultiHeadAttention / ours at 4,096 (≥ 10)", 10.0, False),
+)
+
+
+def targets_table(path: str) -> str:
+    """The targets as measured ratios, one column per backend, marked met (✓) or missed (✗)."""
+    with open(path) as f:
+        targets = json.load(f).get("targets", {})
+    backends = sorted(targets)
+    lines = [
+        "| target | " + " | ".join(backends) + " |",
+        "| --- |" + " ---: |" * len(backends),
+    ]
+    for key, label, bound, below in TARGETS:
+        cells = []
+        for backend in backends:
+            value = targets[backend].get(key)
+            if value is None:
+                cells.append("—")
+            else:
+                met = value <= bound if below else value >= bound
+                cells.append(f"{value:g} {'✓' if met else '✗'}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    sources = ", ".join(f"{b}: {targets[b].get('source', '?')}" for b in backends)
+    lines.append("")
+    lines.append(f"Ratios against the hand-written function and the floor from: {sources}.")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     source = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "results", "layers-cpu.json")
     for written in plot(source):
         print(f"wrote {written}", file=sys.stderr)
     print(ratio_table(source))
+    print()
+    print(targets_table(source))
     if len(sys.argv) > 2:
         print()
         print(models_table(sys.argv[2]))

@@ -42,6 +42,50 @@ def test_layer_worker(contender):
         assert row["forward_backward_ms"] > 0
 
 
+def test_paired_worker_times_the_three_in_one_process():
+    out = _worker("bench_layers.py", "--paired", "--lengths", "32", "--repeats", "2")
+    assert out["kind"] == "paired"
+    (row,) = out["rows"]
+    assert row["status"] == "ok"
+    assert row["repeats"] == 2
+    for contender in ("ours", "handwritten", "fft_floor"):
+        assert row[contender]["forward_ms"] > 0
+        assert row[contender]["forward_backward_ms"] > 0
+
+
+def test_targets_prefer_the_paired_rows():
+    sys.path.insert(0, BENCH)
+    import bench_layers
+
+    def rows(ms):
+        return [
+            {"length": n, "status": "ok", "forward_ms": ms * n, "forward_backward_ms": ms * n}
+            for n in (4096, 16384)
+        ]
+
+    # Per-contender workers: ours 2x the hand-written; attention 50x ours.
+    results = [
+        {"backend": "jax", "contender": c, "rows": rows(ms)}
+        for c, ms in (("ours", 2.0), ("handwritten", 1.0), ("fft_floor", 1.0), ("attention", 100))
+    ]
+    paired_row = {"length": 4096, "status": "ok", "repeats": 3}
+    paired_row |= {
+        "ours": {"forward_ms": 3.0, "forward_backward_ms": 6.0},
+        "handwritten": {"forward_ms": 3.0, "forward_backward_ms": 5.0},
+        "fft_floor": {"forward_ms": 2.0, "forward_backward_ms": 4.0},
+    }
+    paired = [{"backend": "jax", "kind": "paired", "rows": [paired_row]}]
+    unpaired = bench_layers._targets(results)["jax"]
+    assert unpaired["ours_over_handwritten_fwd_bwd_max"] == 2.0
+    assert unpaired["source"] == "per-contender workers"
+    targets = bench_layers._targets(results, paired)["jax"]
+    assert targets["source"] == "paired"
+    assert targets["ours_over_handwritten_fwd_bwd_max"] == 1.2  # 6 / 5
+    assert targets["ours_over_floor_fwd_max_at_4096_up"] == 1.5  # 3 / 2
+    assert "ours_16384_over_4096_fwd_bwd" not in targets  # the paired rows stop at 4,096
+    assert targets["attention_over_ours_at_4096"] == 50.0  # per-contender rows
+
+
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="no fused-attention contender for tensorflow")
 def test_fused_attention_worker_under_mixed_precision():
     out = _worker(
@@ -151,6 +195,14 @@ def test_plot_and_ratio_table(tmp_path):
         )
     )
     assert "1.25x" in plot.models_table(str(models))
+
+    targets = tmp_path / "targets.json"
+    measured = {"ours_over_handwritten_fwd_bwd_max": 1.3, "attention_over_ours_at_4096": 12.0}
+    targets.write_text(json.dumps({"targets": {BACKEND: {**measured, "source": "paired"}}}))
+    table = plot.targets_table(str(targets))
+    assert "| ours / hand-written, worst length (≤ 1.15) | 1.3 ✗ |" in table
+    assert "| MultiHeadAttention / ours at 4,096 (≥ 10) | 12 ✓ |" in table
+    assert f"{BACKEND}: paired" in table
 
 
 _LOCK_HOLDER = """
