@@ -112,6 +112,7 @@ def bench(session: nox.Session) -> None:
     session.install("matplotlib>=3.8")
     session.run("python", "benchmarks/bench_layers.py", *session.posargs)
     session.run("python", "benchmarks/bench_models.py")
+    session.run("python", "benchmarks/bench_shims.py")
     session.run("python", "benchmarks/plot.py")
 
 

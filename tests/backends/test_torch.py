@@ -102,3 +102,16 @@ def test_compiled_gradients_match_eager(rng):
         strict=True,
     ):
         np.testing.assert_allclose(a, e, rtol=tol, atol=tol * max(1.0, float(np.abs(e).max())))
+
+
+def test_second_derivative_of_the_eager_modrelu_filter_raises(rng):
+    """Documented limit: the hand-written backward is `once_differentiable`."""
+    x = torch.tensor(rng.standard_normal((2, 8, 8)), requires_grad=True)
+    scale, shift = (
+        torch.ones(1, 4, 5, dtype=torch.float64),
+        torch.zeros(1, 4, 5, dtype=torch.float64),
+    )
+    out = torch_shim.spectral_filter(x, scale, shift, num_heads=4)
+    (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
