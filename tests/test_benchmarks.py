@@ -82,8 +82,10 @@ def test_targets_prefer_the_paired_rows():
     assert targets["source"] == "paired"
     assert targets["ours_over_handwritten_fwd_bwd_max"] == 1.2  # 6 / 5
     assert targets["ours_over_floor_fwd_max_at_4096_up"] == 1.5  # 3 / 2
-    assert "ours_16384_over_4096_fwd_bwd" not in targets  # the paired rows stop at 4,096
-    assert targets["attention_over_ours_at_4096"] == 50.0  # per-contender rows
+    # per-contender rows: one contender's growth, and attention
+    assert targets["ours_16384_over_4096_fwd_bwd"] == 4.0
+    assert targets["fft_floor_16384_over_4096_fwd_bwd"] == 4.0
+    assert targets["attention_over_ours_at_4096"] == 50.0
 
 
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="no fused-attention contender for tensorflow")
