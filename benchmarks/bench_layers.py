@@ -558,6 +558,8 @@ def _targets(results: list[dict], paired: list[dict] = ()) -> dict:
             row = by.get(contender, {}).get(length, {})
             return row.get(key) if row.get("status") == "ok" else None
 
+        a = functools.partial(t, by=alone)  # forward+backward, per-contender rows
+
         lengths = sorted(by.get("ours", {}))
         out = {}
         ratios = [
@@ -577,11 +579,6 @@ def _targets(results: list[dict], paired: list[dict] = ()) -> dict:
             out["ours_16384_over_4096_fwd_bwd_paired"] = round(
                 t("ours", 16384) / t("ours", 4096), 2
             )
-
-        def a(contender, length, by=alone):
-            row = by.get(contender, {}).get(length, {})
-            return row.get("forward_backward_ms") if row.get("status") == "ok" else None
-
         for contender in ("ours", "fft_floor"):  # the floor's growth: what the FFT itself does
             if a(contender, 16384) and a(contender, 4096):
                 growth = a(contender, 16384) / a(contender, 4096)
@@ -598,6 +595,8 @@ def _targets(results: list[dict], paired: list[dict] = ()) -> dict:
 
 
 def _payload(args, results: list[dict], skipped: dict, complete: bool) -> dict:
+    paired = [r for r in results if r.get("kind") == "paired"]
+    per_contender = [r for r in results if r.get("kind") != "paired"]
     return {
         "machine": harness.machine(),
         "config": {
@@ -616,11 +615,10 @@ def _payload(args, results: list[dict], skipped: dict, complete: bool) -> dict:
         },
         "complete": complete,
         "skipped": skipped,
-        "results": [r for r in results if r.get("kind") != "paired"],
-        "paired": [r for r in results if r.get("kind") == "paired"],
+        "results": per_contender,
+        "paired": paired,
         "targets": _targets(
-            [r for r in results if "rows" in r and r.get("kind") != "paired"],
-            [r for r in results if "rows" in r and r.get("kind") == "paired"],
+            [r for r in per_contender if "rows" in r], [r for r in paired if "rows" in r]
         ),
     }
 
@@ -766,9 +764,8 @@ def main() -> None:
         print(f"{stamp} {backend} {contender} done", file=sys.stderr, flush=True)
         if isinstance(result, Exception):  # recorded; the other workers still run
             print(str(result)[-2000:], file=sys.stderr, flush=True)
-            result = {"backend": backend, "contender": contender, "error": str(result)[-2000:]}
-            if contender == "paired":
-                result = {"backend": backend, "kind": "paired", "error": result["error"]}
+            which = {"kind": "paired"} if contender == "paired" else {"contender": contender}
+            result = {"backend": backend, **which, "error": str(result)[-2000:]}
         finished[index] = result
         # Written after every worker: a run cut short keeps what it measured.
         partial = [finished[i] for i in sorted(finished)]

@@ -23,12 +23,6 @@ import torch.nn.functional as F
 name = "torch"
 
 
-def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum `t` over the axes where `shape` (same rank) broadcast a 1."""
-    axes = [i for i, (n, m) in enumerate(zip(t.shape, shape, strict=True)) if m == 1 and n != 1]
-    return t.sum(dim=axes, keepdim=True) if axes else t
-
-
 class _ModReLUFilter(torch.autograd.Function):
     """`Z = modReLU(S · W)` with bias `b`, for a complex spectrum `S` and real `W`, `b`
     broadcast to it; 0 where `S · W = 0`. `S` is overwritten with `Z`.
@@ -66,9 +60,9 @@ class _ModReLUFilter(torch.autograd.Function):
         inactive = factor == 0
         kappa = (z[..., 0] * g[..., 0]).addcmul_(z[..., 1], g[..., 1]).masked_fill_(inactive, 0.0)
         power = z[..., 0].square().addcmul_(z[..., 1], z[..., 1]).masked_fill_(inactive, 1.0)
-        grad_scale = _sum_to(torch.div(kappa, factor).masked_fill_(inactive, 0.0), scale.shape)
+        grad_scale = torch.div(kappa, factor).masked_fill_(inactive, 0.0).sum_to_size(scale.shape)
         correction = torch.sub(scale, factor).mul_(kappa).div_(power)
-        grad_shift = _sum_to(kappa.div_(power.sqrt_()), ctx.shift_shape)
+        grad_shift = kappa.div_(power.sqrt_()).sum_to_size(ctx.shift_shape)
         grad_spectrum = (g * factor.unsqueeze(-1)).addcmul_(z, correction.unsqueeze(-1))
         return torch.view_as_complex(grad_spectrum), grad_scale, grad_shift
 
