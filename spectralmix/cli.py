@@ -2,7 +2,7 @@
 
     spectralmix train digits [--backend jax] [--token-mixer fftnet] ...
     spectralmix train listops --data DIR --model fftnet|attention|fnet [--out RUN] [--resume]
-    spectralmix evaluate (--preset NAME | --model PATH.keras) --data FILE.tsv[.gz]
+    spectralmix evaluate (--preset NAME | --model PATH.keras) (--data FILE.tsv[.gz] | --generate N)
     spectralmix data listops --out DIR [--seed 0]
 
 Training prints Keras's progress bar; the last line of output is one JSON object of metrics.
@@ -116,7 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="a preset with shipped weights, e.g. fftnet_listops")
     source.add_argument("--model", help="a saved .keras model")
-    evaluate.add_argument("--data", required=True, help="a ListOps .tsv or .tsv.gz file")
+    examples = evaluate.add_mutually_exclusive_group(required=True)
+    examples.add_argument("--data", help="a ListOps .tsv or .tsv.gz file")
+    examples.add_argument(
+        "--generate",
+        type=_positive_int,
+        metavar="N",
+        help="evaluate on N fresh expressions from spectralmix's ListOps generator (made in "
+        "memory, LRA's lengths), instead of a file",
+    )
+    evaluate.add_argument(
+        "--seed", type=int, help="with --generate: the generator's seed (default 0)"
+    )
     evaluate.add_argument("--batch-size", type=_positive_int, default=64)
 
     make_data = commands.add_parser("data", help="generate a dataset offline")
@@ -141,8 +152,13 @@ def _run(args: argparse.Namespace) -> dict:
     if args.command == "evaluate":
         from spectralmix.tasks import listops
 
+        if args.seed is not None and args.generate is None:
+            raise ValueError(f"--seed needs --generate. Received: --seed {args.seed}")
+        # The examples first: a bad file is reported before the model takes its time to load.
+        seed = 0 if args.seed is None else args.seed
+        examples = listops.evaluation_data(args.data, generate=args.generate, seed=seed)
         model = listops.load(preset=args.preset, path=args.model)
-        return listops.evaluate(model, args.data, batch_size=args.batch_size)
+        return listops.evaluate(model, examples, batch_size=args.batch_size)
     if args.task == "listops":
         from spectralmix.tasks import listops
 

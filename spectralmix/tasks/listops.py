@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from spectralmix.data import listops as data_lib
 
@@ -79,15 +81,55 @@ def compile_model(model, *, total_steps, learning_rate, warmup_steps, weight_dec
     return model
 
 
-def accuracy(model, data: data_lib.ListOps, batch_size: int = 64) -> float:
-    """Test accuracy of `model` (logits) on `data`, over length-bucketed batches."""
-    import numpy as np
-
+def _correct(model, data: data_lib.ListOps, batch_size: int) -> int:
+    """How many examples of `data` `model` (logits) gets right, over length-bucketed batches."""
     correct = 0
     for token_ids, labels in data_lib.iter_batches(data, batch_size):
         logits = np.asarray(model.predict_on_batch(token_ids))
         correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
-    return correct / len(data.labels)
+    return correct
+
+
+def accuracy(model, data: data_lib.ListOps, batch_size: int = 64) -> float:
+    """Test accuracy of `model` (logits) on `data`, over length-bucketed batches."""
+    return _correct(model, data, batch_size) / len(data.labels)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion `successes / n`.
+
+    With `p = successes / n` and `z` the two-sided normal quantile of `confidence` (1.96 for
+    95%), the bounds are `(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)`. Unlike the
+    normal approximation `p ± z·sqrt(p(1-p)/n)`, it stays inside [0, 1] and keeps its coverage
+    near 0 and 1.
+
+    Examples:
+        >>> [round(b, 4) for b in wilson_interval(5, 10)]
+        [0.2366, 0.7634]
+    """
+    import math
+    import statistics
+
+    for name, value in (("successes", successes), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int. Received: {name}={value!r}")
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(
+            f"Need n >= 1 and 0 <= successes <= n. Received: successes={successes}, n={n}"
+        )
+    if isinstance(confidence, bool) or not (
+        isinstance(confidence, int | float) and 0 < confidence < 1
+    ):
+        raise ValueError(f"confidence must be in (0, 1). Received: confidence={confidence!r}")
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    # At p = 0 (p = 1) the lower (upper) bound is exactly 0 (1); rounding would miss it.
+    low = 0.0 if successes == 0 else center - half
+    high = 1.0 if successes == n else center + half
+    return low, high
 
 
 def train(
@@ -279,10 +321,59 @@ def load(preset: str | None = None, path: str | os.PathLike | None = None):
     return keras.saving.load_model(path)
 
 
-def evaluate(model, path: str | os.PathLike, *, batch_size: int = 64) -> dict[str, Any]:
-    """`{"accuracy": ..., "n": ...}` of `model` on the ListOps TSV file at `path`."""
-    split = data_lib.read_tsv(path)
-    return {"accuracy": round(accuracy(model, split, batch_size), 4), "n": len(split.labels)}
+class EvaluationData(NamedTuple):
+    """A split to evaluate on and where it came from (`source`, merged into the results)."""
+
+    split: data_lib.ListOps
+    source: dict[str, Any]
+
+
+def evaluation_data(
+    path: str | os.PathLike | None = None, *, generate: int | None = None, seed: int = 0
+) -> EvaluationData:
+    """The examples to evaluate on: the ListOps TSV file at `path`, or `generate` fresh
+    expressions from `spectralmix.data.listops_generator` with `seed` (made in memory, at LRA's
+    lengths, 500-2,000 tokens). Exactly one of `path` and `generate`."""
+    if (path is None) == (generate is None):
+        raise ValueError(
+            f"Give exactly one of path and generate. Received: path={path!r}, generate={generate!r}"
+        )
+    if path is not None:
+        split = data_lib.read_tsv(path)
+        return EvaluationData(split, {"source": "file", "data": os.fspath(path)})
+    from spectralmix.data import listops_generator
+
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int. Received: seed={seed!r}")
+    examples = listops_generator.generate(generate, seed=seed)
+    split = data_lib.ListOps(
+        [np.asarray(data_lib.encode(source), np.int32) for source, _ in examples],
+        np.asarray([value for _, value in examples], np.int32),
+    )
+    return EvaluationData(split, {"source": "generated", "generate": generate, "seed": seed})
+
+
+def evaluate(
+    model, data: str | os.PathLike | EvaluationData, *, batch_size: int = 64
+) -> dict[str, Any]:
+    """Accuracy of `model` on `data` (a ListOps TSV path, or `evaluation_data(...)`):
+    `{"accuracy", "n", "correct", "ci95", "source", ...}`. `ci95` is the 95% Wilson score
+    interval of the accuracy (`wilson_interval`); `source` says where the examples came from
+    (`"file"` with `data`, or `"generated"` with `generate` and `seed`)."""
+    if not isinstance(data, EvaluationData):
+        data = evaluation_data(data)
+    n = len(data.split.labels)
+    if n == 0:
+        raise ValueError(f"No examples to evaluate on. Received: {data.source}")
+    correct = _correct(model, data.split, batch_size)
+    low, high = wilson_interval(correct, n)
+    return {
+        "accuracy": round(correct / n, 4),
+        "n": n,
+        "correct": correct,
+        "ci95": [round(low, 4), round(high, 4)],
+        **data.source,
+    }
 
 
 def save_as_preset(run_dir: str | os.PathLike, weights_dir: str | os.PathLike, command: str) -> str:

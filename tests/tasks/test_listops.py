@@ -56,6 +56,10 @@ def test_evaluate_and_load(tiny_listops_dir, tmp_path):
     result = listops.evaluate(listops.load(path=path), test_file)
     assert result["n"] == 48
     assert result["accuracy"] == round(listops.accuracy(model, data_lib.read_tsv(test_file)), 4)
+    assert result["correct"] == round(result["accuracy"] * 48)
+    assert result["ci95"] == [round(b, 4) for b in listops.wilson_interval(result["correct"], 48)]
+    assert result["source"] == "file"
+    assert result["data"] == test_file
     with pytest.raises(ValueError, match="exactly one"):
         listops.load()
     with pytest.raises(ValueError, match="path="):
@@ -83,3 +87,92 @@ def test_cpu_budget_stops_mid_epoch_and_the_stop_is_checkpointed(tiny_listops_di
     assert metrics["train_cpu_seconds"] >= 1e-3
     resumed = listops.train(tiny_listops_dir, out, resume=True, **kwargs)
     assert resumed["steps"] == 1  # a stopped run stays stopped
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "expected"),
+    [
+        # By hand, z = 1.959964: at 0/n the upper bound is z²/(n + z²), at n/n the lower bound
+        # is n/(n + z²); at 5/10 the centre is 0.5 and the half-width
+        # z·sqrt(0.025 + z²/400)/(1 + z²/10) = 0.26340.
+        (0, 10, (0.0, 0.277533)),
+        (10, 10, (0.722467, 1.0)),
+        (5, 10, (0.236593, 0.763407)),
+        # 767/2000 (the shipped preset's test score): p = 0.3835, z²/n = 0.00192072,
+        # centre (0.3835 + 0.00096036)/1.00192072 = 0.383723, half-width 0.021291.
+        (767, 2000, (0.362433, 0.405014)),
+    ],
+)
+def test_wilson_interval_matches_hand_computed_bounds(successes, n, expected):
+    low, high = listops.wilson_interval(successes, n)
+    assert low == pytest.approx(expected[0], abs=1e-6)
+    assert high == pytest.approx(expected[1], abs=1e-6)
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 1), (3, 7), (767, 2000), (1999, 2000)])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_wilson_interval_matches_scipy(successes, n, confidence):
+    from scipy.stats import binomtest
+
+    want = binomtest(successes, n).proportion_ci(confidence, method="wilson")
+    got = listops.wilson_interval(successes, n, confidence)
+    np.testing.assert_allclose(got, (want.low, want.high), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((3, 0), ValueError, "n=0"),
+        ((4, 3), ValueError, "successes=4"),
+        ((-1, 3), ValueError, "successes=-1"),
+        ((1.0, 3), TypeError, "successes=1.0"),
+        ((1, True), TypeError, "n=True"),
+        ((1, 3, 1.5), ValueError, "confidence=1.5"),
+    ],
+)
+def test_wilson_interval_rejects_bad_arguments(args, error, message):
+    with pytest.raises(error, match=message):
+        listops.wilson_interval(*args)
+
+
+def test_generated_evaluation_data_is_seeded_and_scored(tmp_path):
+    from spectralmix.data import listops_generator
+
+    data = listops.evaluation_data(generate=6, seed=3)
+    assert data.source == {"source": "generated", "generate": 6, "seed": 3}
+    again = listops.evaluation_data(generate=6, seed=3)
+    other = listops.evaluation_data(generate=6, seed=4)
+    pairs = zip(data.split.token_ids, again.split.token_ids, strict=True)
+    assert all(np.array_equal(a, b) for a, b in pairs)
+    pairs = zip(data.split.token_ids, other.split.token_ids, strict=True)
+    assert not all(np.array_equal(a, b) for a, b in pairs)
+    # The same examples as the generator's file for that seed, read back by the TSV reader.
+    path = tmp_path / "fresh.tsv"
+    listops_generator.write_tsv(listops_generator.generate(6, seed=3), path)
+    written = data_lib.read_tsv(path)
+    np.testing.assert_array_equal(data.split.labels, written.labels)
+    for a, b in zip(data.split.token_ids, written.token_ids, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert data.split.lengths.min() > 500
+    assert os.listdir(tmp_path) == ["fresh.tsv"]  # nothing else written
+
+    model = listops.build_model("fnet", **TINY)
+    result = listops.evaluate(model, data)
+    assert result["n"] == 6
+    assert result["accuracy"] == round(listops.accuracy(model, data.split), 4)
+    assert result["source"] == "generated"
+    assert (result["generate"], result["seed"]) == (6, 3)
+    low, high = result["ci95"]
+    assert 0 <= low <= result["accuracy"] <= high <= 1
+
+
+def test_evaluation_data_needs_exactly_one_source(tiny_listops_dir):
+    test_file = data_lib.split_path(tiny_listops_dir, "test")
+    with pytest.raises(ValueError, match="exactly one"):
+        listops.evaluation_data()
+    with pytest.raises(ValueError, match="generate=5"):
+        listops.evaluation_data(test_file, generate=5)
+    with pytest.raises(ValueError, match="num_examples=0"):
+        listops.evaluation_data(generate=0)
+    with pytest.raises(TypeError, match="seed='1'"):
+        listops.evaluation_data(generate=1, seed="1")
