@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import os
 import shutil
 import sys
@@ -70,6 +71,30 @@ _WHY_NOT = {
 
 #: Formats that need the FFT-free (DFT) model.
 _NEEDS_DFT = ("onnx", "litert")
+
+#: Modules each route needs besides the framework (the `export` extra installs them).
+_DEPENDENCIES = {
+    "keras": (),
+    "tf2onnx": ("tf2onnx", "onnx"),
+    "torch_dynamo": ("onnxscript", "onnx"),
+}
+_EXTRA = 'pip install -e ".[export]"'
+
+
+def _require_dependencies(backend: str, format: str) -> None:
+    """Imports the modules the `(backend, format)` route needs; a missing one raises an
+    `ImportError` naming it and the `export` extra, before any work is done."""
+    for module in _DEPENDENCIES[_ROUTES[(backend, format)]]:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(
+                f"`format={format!r}` from the {backend!r} backend needs the {module!r} "
+                f"module, which cannot be imported ({error}). Install the exporters with "
+                f"the `export` extra: `{_EXTRA}` in a clone of spectralmix. "
+                f"Received: format={format!r} with KERAS_BACKEND={backend!r}",
+                name=module,
+            ) from error
 
 
 def supported_formats(backend: str) -> list[str]:
@@ -417,6 +442,8 @@ def export(model, path, format="tf_saved_model", *, input_shape=None):
         ValueError: a bad argument, or a format the active backend cannot write (the message
             names the alternatives).
         TypeError: `model` is not a `keras.Model`, or `path` is not a path.
+        ImportError: an exporter module the route needs (tf2onnx, onnx, onnxscript) is not
+            installed; the message names it and the `export` extra.
     """
     import keras
 
@@ -432,6 +459,7 @@ def export(model, path, format="tf_saved_model", *, input_shape=None):
         )
     path = _check_path(path, format)
     spec = _input_spec(model, input_shape)
+    _require_dependencies(backend, format)
     target = with_fft_impl(model, "dft") if format in _NEEDS_DFT else model
 
     directory, name = os.path.split(path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
@@ -199,6 +200,8 @@ def test_a_failed_export_leaves_nothing_and_keeps_the_old_artifact(tmp_path, mon
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(export_module, "_write", half_write)
+    # The exporters need not be installed here: nothing of theirs runs.
+    monkeypatch.setattr(export_module, "_require_dependencies", lambda backend, fmt: None)
     with pytest.raises(RuntimeError, match="disk full"):
         spectralmix.export(_sequence_model(), path, fmt)
     assert sorted(os.listdir(tmp_path)) == [TARGET[fmt]]
@@ -207,6 +210,54 @@ def test_a_failed_export_leaves_nothing_and_keeps_the_old_artifact(tmp_path, mon
     else:
         with open(path, "rb") as f:
             assert f.read() == b"old"
+
+
+def _only_missing(monkeypatch, missing: str, modules) -> None:
+    """`import missing` fails as if it were not installed; the route's other modules import
+    (as empty stand-ins), whatever this environment holds."""
+    for module in modules:
+        value = None if module == missing else types.ModuleType(module)
+        monkeypatch.setitem(sys.modules, module, value)
+
+
+DEPENDENT_ROUTES = [
+    (backend, fmt, module)
+    for (backend, fmt), route in export_module._ROUTES.items()
+    for module in export_module._DEPENDENCIES[route]
+]
+
+
+@pytest.mark.parametrize(("backend", "fmt", "module"), DEPENDENT_ROUTES)
+def test_a_missing_exporter_module_is_named_with_the_extra(backend, fmt, module, monkeypatch):
+    modules = export_module._DEPENDENCIES[export_module._ROUTES[(backend, fmt)]]
+    _only_missing(monkeypatch, module, modules)
+    with pytest.raises(ImportError) as error:
+        export_module._require_dependencies(backend, fmt)
+    assert type(error.value) is ImportError  # not a bare ModuleNotFoundError from deep inside
+    assert error.value.name == module
+    message = str(error.value)
+    assert f"needs the {module!r} module" in message
+    assert 'pip install -e ".[export]"' in message
+    assert f"format={fmt!r} with KERAS_BACKEND={backend!r}" in message
+
+
+def test_every_route_has_its_dependencies_listed():
+    assert set(export_module._ROUTES.values()) == set(export_module._DEPENDENCIES)
+    assert {m for r in DEPENDENT_ROUTES for m in r[2:]} == {"onnx", "onnxscript", "tf2onnx"}
+
+
+NEEDS_EXPORTERS = sorted({fmt for backend, fmt, _ in DEPENDENT_ROUTES if backend == BACKEND})
+if NEEDS_EXPORTERS:
+
+    @pytest.mark.parametrize("fmt", NEEDS_EXPORTERS)
+    def test_export_without_the_exporters_fails_before_writing(tmp_path, monkeypatch, fmt):
+        modules = export_module._DEPENDENCIES[export_module._ROUTES[(BACKEND, fmt)]]
+        _only_missing(monkeypatch, "onnx", modules)
+        path = str(tmp_path / TARGET[fmt])
+        with pytest.raises(ImportError, match=r"'onnx' module.*\.\[export\]") as error:
+            spectralmix.export(_sequence_model(), path, fmt)
+        assert error.value.name == "onnx"
+        assert os.listdir(tmp_path) == []
 
 
 def _fft_impls(model):
