@@ -26,10 +26,19 @@ def _scale_by_magnitude(re, im, activated, mag, nonzero):
     return re * scale, im * scale
 
 
-def mod_relu(re: Tensor, im: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-    """Complex modReLU `ReLU(|z| + b) · z / |z|` (0 at `z = 0`), finite gradients everywhere."""
+def mod_relu(re: Tensor, im: Tensor, bias: Tensor, epsilon: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Complex modReLU `ReLU(|z| + b) · z / max(|z|, epsilon)`, finite gradients everywhere.
+
+    `epsilon = 0`: the exact form, 0 at `z = 0`. `epsilon > 0`: the authors' clamped
+    denominator, `z · ReLU(|z| + b) / epsilon` below `|z| = epsilon`, whose Jacobian is bounded
+    by `2 + max(b, 0) / epsilon` (see `spectralmix.reference.mod_relu`).
+    """
     mag, nonzero = _safe_magnitude(re, im)
-    return _scale_by_magnitude(re, im, ops.relu(mag + bias), mag, nonzero)
+    if epsilon == 0:
+        return _scale_by_magnitude(re, im, ops.relu(mag + bias), mag, nonzero)
+    mag = ops.where(nonzero, mag, ops.zeros_like(mag))
+    scale = ops.relu(mag + bias) / ops.maximum(mag, epsilon)
+    return re * scale, im * scale
 
 
 def gelu_magnitude(re: Tensor, im: Tensor) -> tuple[Tensor, Tensor]:

@@ -73,12 +73,26 @@ def _scale_by_magnitude(re: Array, im: Array, activated: Array, mag: Array, nonz
     return re * scale, im * scale
 
 
-def mod_relu(re: Array, im: Array, bias: Array) -> tuple[Array, Array]:
-    """Complex modReLU: `ReLU(|z| + b) * z / |z|`, and 0 where `z == 0`."""
+def mod_relu(re: Array, im: Array, bias: Array, epsilon: float = 0.0) -> tuple[Array, Array]:
+    """Complex modReLU: `ReLU(|z| + b) * z / max(|z|, epsilon)`.
+
+    `epsilon = 0` is the exact form `ReLU(|z| + b) * z / |z|`, 0 where `z == 0`. `epsilon > 0`
+    is the authors' v1 code (`clamp(|z|, min=1e-3)` in the denominator): the same map where
+    `|z| >= epsilon`, and below it `z * ReLU(|z| + b) / epsilon`, continuous at
+    `|z| = epsilon`, linear at the origin, with a Jacobian of norm at most `2 + max(b, 0) /
+    epsilon` everywhere (the exact form's grows as `b / |z|` for `b > 0`).
+    """
     xp = array_namespace(re, im)
+    if epsilon < 0:
+        raise ValueError(f"`epsilon` must be >= 0. Received: epsilon={epsilon}")
     mag, nonzero = _safe_magnitude(re, im)
+    if epsilon == 0:
+        activated = xp.maximum(mag + bias, xp.zeros_like(mag))
+        return _scale_by_magnitude(re, im, activated, mag, nonzero)
+    mag = xp.where(nonzero, mag, xp.zeros_like(mag))
     activated = xp.maximum(mag + bias, xp.zeros_like(mag))
-    return _scale_by_magnitude(re, im, activated, mag, nonzero)
+    scale = activated / xp.maximum(mag, xp.full_like(mag, epsilon))
+    return re * scale, im * scale
 
 
 def gelu_magnitude(re: Array, im: Array) -> tuple[Array, Array]:
@@ -122,12 +136,19 @@ def resample_spectrum(values: Array, length: int, max_length: int) -> Array:
 
 
 def spectral_core(
-    x: Array, scale: Array, shift: Array, *, num_heads: int, activation: str = "modrelu"
+    x: Array,
+    scale: Array,
+    shift: Array,
+    *,
+    num_heads: int,
+    activation: str = "modrelu",
+    epsilon: float = 0.0,
 ) -> Array:
     """rfft (ortho, tokens) → per (head, bin) filter → complex activation → irfft.
 
     `scale` and `shift` are `(B or 1, H, K)`. `activation="modrelu"`: `Z = modReLU(F * scale)`
-    with bias `shift`. `activation="gelu"`: `Z = GELU-magnitude(F * scale + shift)`.
+    with bias `shift` and `epsilon` (see `mod_relu`). `activation="gelu"`:
+    `Z = GELU-magnitude(F * scale + shift)` (`epsilon` unused: `GELU(m) / m` is bounded).
     """
     xp = array_namespace(x)
     batch, length, channels = x.shape
@@ -140,7 +161,7 @@ def spectral_core(
     re = xp.real(spectrum) * scale
     im = xp.imag(spectrum) * scale
     if activation == "modrelu":
-        re, im = mod_relu(re, im, shift)
+        re, im = mod_relu(re, im, shift, epsilon)
     elif activation == "gelu":
         re, im = gelu_magnitude(re + shift, im)
     else:
@@ -177,6 +198,7 @@ def adaptive_spectral_filter(
     modulation_kernel: Array | None = None,
     modulation_bias: Array | None = None,
     variant: str = "v1",
+    modrelu_epsilon: float = 1e-3,
     mask: Array | None = None,
 ) -> Array:
     """The FFTNet token mixer (no residual, no normalisation).
@@ -207,7 +229,9 @@ def adaptive_spectral_filter(
     scale = resample_spectrum(scale, length, max_sequence_length)
     shift = resample_spectrum(shift, length, max_sequence_length)
     activation = "modrelu" if variant == "v1" else "gelu"
-    y = spectral_core(x, scale, shift, num_heads=num_heads, activation=activation)
+    y = spectral_core(
+        x, scale, shift, num_heads=num_heads, activation=activation, epsilon=modrelu_epsilon
+    )
     if mask is not None:
         y = y * xp.astype(mask, y.dtype)[..., None]
     return y
@@ -274,6 +298,7 @@ def fftnet_block(
     variant: str = "v1",
     max_sequence_length: int | None = None,
     epsilon: float = 1e-5,
+    modrelu_epsilon: float = 1e-3,
     mask: Array | None = None,
 ) -> Array:
     """One FFTNet block at inference (dropout and drop path off).
@@ -292,6 +317,7 @@ def fftnet_block(
                 num_heads=num_heads,
                 max_sequence_length=max_sequence_length or inputs.shape[1],
                 variant=variant,
+                modrelu_epsilon=modrelu_epsilon,
                 mask=mask,
                 **params["mixer"],
             )

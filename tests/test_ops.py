@@ -10,13 +10,14 @@ from spectralmix import reference as R
 from tests.helpers import BACKEND, assert_close, finite_difference_grads, grad_of
 
 
-def test_mod_relu_matches_oracle(rng):
+@pytest.mark.parametrize("epsilon", [0.0, 1e-3, 0.5])
+def test_mod_relu_matches_oracle(rng, epsilon):
     re, im = rng.standard_normal((2, 5, 7))
     bias = rng.standard_normal(7)
     actual = spectral_ops.mod_relu(
-        *(ops.convert_to_tensor(a.astype("float32")) for a in (re, im, bias))
+        *(ops.convert_to_tensor(a.astype("float32")) for a in (re, im, bias)), epsilon
     )
-    for a, e in zip(actual, R.mod_relu(re, im, bias), strict=True):
+    for a, e in zip(actual, R.mod_relu(re, im, bias, epsilon), strict=True):
         assert_close(a, e)
 
 
@@ -41,23 +42,49 @@ def test_mod_relu_gradient_finite_at_zero():
         assert np.isfinite(g).all()
 
 
-def test_mod_relu_gradient_matches_finite_differences(rng):
+@pytest.mark.parametrize("epsilon", [0.0, 0.5])
+def test_mod_relu_gradient_matches_finite_differences(rng, epsilon):
     re, im = rng.standard_normal((2, 11))
     bias = rng.standard_normal(11) * 0.5
     cot = rng.standard_normal(11)
 
     def fn(r, i, b):
-        out_re, out_im = spectral_ops.mod_relu(r, i, b)
+        out_re, out_im = spectral_ops.mod_relu(r, i, b, epsilon)
         return out_re + 2 * out_im
 
     def oracle(r, i, b):
-        out_re, out_im = R.mod_relu(r, i, b)
+        out_re, out_im = R.mod_relu(r, i, b, epsilon)
         return out_re + 2 * out_im
 
     expected = finite_difference_grads(oracle, [re, im, bias], cot)
     actual = grad_of(fn, [a.astype("float32") for a in (re, im, bias)], cot, BACKEND)
     for a, e in zip(actual, expected, strict=True):
         assert_close(a, e, "float32_grad", scale=True)
+
+
+def test_mod_relu_jacobian_bounded_near_zero():
+    """|z| from 0 to 1e-2, b = 0.5 > 0: every Jacobian entry of the clamped form is at most
+    2 + b / epsilon (its operator-norm bound); the exact form's grows as b / |z|."""
+    bias, epsilon = 0.5, 1e-3
+    mags = np.concatenate([[0.0], np.logspace(-12, -2, 21)])
+    angle = np.linspace(0.1, 6.0, mags.size)
+    re, im = (mags * np.cos(angle)).astype("float32"), (mags * np.sin(angle)).astype("float32")
+    b = np.full(mags.size, bias, "float32")
+
+    def jacobian(eps):
+        rows = []
+        for part in (0, 1):
+
+            def fn(r, i, b_, part=part):
+                return spectral_ops.mod_relu(r, i, b_, eps)[part]
+
+            rows += grad_of(fn, [re, im, b], np.ones(mags.size), BACKEND)[:2]
+        return np.abs(np.stack(rows))
+
+    clamped = jacobian(epsilon)
+    assert np.isfinite(clamped).all()
+    assert clamped.max() <= 2 + bias / epsilon
+    assert jacobian(0.0)[:, mags > 0].max() > 1e6 * (2 + bias / epsilon)
 
 
 @pytest.mark.parametrize(("length", "max_length"), [(16, 16), (9, 16), (40, 16), (16, 15), (7, 8)])

@@ -34,6 +34,28 @@ def test_mod_relu_hand_values():
     np.testing.assert_allclose(im, [3.2, 0.0, 0.0], atol=FLOAT64)
 
 
+def test_mod_relu_epsilon_hand_values():
+    # epsilon = 1: |0.5| < 1 -> 0.5 * ReLU(0.5 + 0.2) / 1 = 0.35 (exact form: 0.7);
+    # |3+4i| = 5 >= 1 -> as the exact form, (3, 4) * 4/5; z = 0 -> 0 for any bias.
+    re, im = R.mod_relu(
+        np.array([0.5, 3.0, 0.0]), np.array([0.0, 4.0, 0.0]), np.array([0.2, -1.0, 0.7]), 1.0
+    )
+    np.testing.assert_allclose(re, [0.35, 2.4, 0.0], atol=FLOAT64)
+    np.testing.assert_allclose(im, [0.0, 3.2, 0.0], atol=FLOAT64)
+    exact_re, _ = R.mod_relu(np.array([0.5]), np.array([0.0]), np.array([0.2]))
+    np.testing.assert_allclose(exact_re, [0.7], atol=FLOAT64)
+    with pytest.raises(ValueError, match="epsilon=-0.1"):
+        R.mod_relu(np.ones(1), np.ones(1), np.ones(1), -0.1)
+
+
+def test_mod_relu_epsilon_is_continuous_at_the_floor():
+    # Just below and above |z| = epsilon the clamped form changes by O(step), not by a jump.
+    epsilon, bias, step = 1e-3, 0.5, 1e-12
+    mags = np.array([epsilon - step, epsilon, epsilon + step])
+    re, _ = R.mod_relu(mags, np.zeros(3), np.full(3, bias), epsilon)
+    np.testing.assert_allclose(re, epsilon + bias, atol=1e-8)
+
+
 def test_gelu_magnitude_keeps_phase():
     re, im = R.gelu_magnitude(np.array([3.0, 0.0]), np.array([4.0, 0.0]))
     g5 = 0.5 * 5 * (1 + scipy.special.erf(5 / np.sqrt(2)))

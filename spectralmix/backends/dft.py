@@ -109,7 +109,9 @@ def _length_and_bins(x: Tensor) -> tuple[Any, Any]:
     return length, length // 2 + 1
 
 
-def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modrelu"):
+def spectral_filter(
+    x, scale, shift, *, num_heads: int, activation: str = "modrelu", epsilon: float = 0.0
+):
     """`SpectralBackend.spectral_filter` as two matmuls (see the module docstring)."""
     x = ops.convert_to_tensor(x)
     dtype = x.dtype
@@ -125,7 +127,7 @@ def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modre
     shift = ops.expand_dims(ops.transpose(ops.cast(shift, dtype), (0, 2, 1)), -1)
     re, im = re * scale, im * scale
     if activation == "modrelu":
-        re, im = mod_relu(re, im, shift)
+        re, im = mod_relu(re, im, shift, epsilon)
     else:
         re, im = gelu_magnitude(re + shift, im)
     merged = ops.concatenate(

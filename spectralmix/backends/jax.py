@@ -13,7 +13,9 @@ import jax.numpy as jnp
 name = "jax"
 
 
-def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modrelu"):
+def spectral_filter(
+    x, scale, shift, *, num_heads: int, activation: str = "modrelu", epsilon: float = 0.0
+):
     batch, length, channels = x.shape
     xt = jnp.reshape(jnp.swapaxes(x, 1, 2), (batch, num_heads, channels // num_heads, length))
     spectrum = jnp.fft.rfft(xt, axis=-1, norm="ortho")  # (B, H, d, K)
@@ -27,11 +29,13 @@ def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modre
     nonzero = sq > 0
     # sqrt and the division only ever see nonzero values: finite gradients at z = 0.
     mag = jnp.sqrt(jnp.where(nonzero, sq, 1.0))
-    if activation == "modrelu":
-        activated = jax.nn.relu(mag + shift)
+    if activation == "gelu":
+        factor = jnp.where(nonzero, jax.nn.gelu(mag, approximate=False) / mag, 0.0)
+    elif epsilon == 0:
+        factor = jnp.where(nonzero, jax.nn.relu(mag + shift) / mag, 0.0)
     else:
-        activated = jax.nn.gelu(mag, approximate=False)
-    factor = jnp.where(nonzero, activated / mag, 0.0)
+        mag = jnp.where(nonzero, mag, 0.0)
+        factor = jax.nn.relu(mag + shift) / jnp.maximum(mag, epsilon)
     mixed = jnp.fft.irfft(
         jax.lax.complex(re * factor, im * factor), n=length, axis=-1, norm="ortho"
     )

@@ -14,7 +14,9 @@ from spectralmix.ops import gelu_magnitude, mod_relu
 name = "keras_ops"
 
 
-def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modrelu"):
+def spectral_filter(
+    x, scale, shift, *, num_heads: int, activation: str = "modrelu", epsilon: float = 0.0
+):
     batch, length, channels = ops.shape(x)
     xt = ops.reshape(ops.transpose(x, (0, 2, 1)), (batch, num_heads, channels // num_heads, length))
     re, im = ops.rfft(xt)  # (B, H, d, K)
@@ -23,7 +25,7 @@ def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modre
     shift = ops.expand_dims(ops.cast(shift, x.dtype), 2)
     re, im = re * scale, im * scale
     if activation == "modrelu":
-        re, im = mod_relu(re, im, shift)
+        re, im = mod_relu(re, im, shift, epsilon)
     else:
         re, im = gelu_magnitude(re + shift, im)
     mixed = ops.irfft((re, im), fft_length=length) * (float(length) ** 0.5)

@@ -13,7 +13,9 @@ import tensorflow as tf
 name = "tensorflow"
 
 
-def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modrelu"):
+def spectral_filter(
+    x, scale, shift, *, num_heads: int, activation: str = "modrelu", epsilon: float = 0.0
+):
     x = tf.convert_to_tensor(x)
     shape = tf.shape(x)
     batch, length = shape[0], shape[1]
@@ -30,11 +32,13 @@ def spectral_filter(x, scale, shift, *, num_heads: int, activation: str = "modre
     sq = re * re + im * im
     nonzero = sq > 0
     mag = tf.sqrt(tf.where(nonzero, sq, tf.ones_like(sq)))
-    if activation == "modrelu":
-        activated = tf.nn.relu(mag + shift)
+    if activation == "gelu":
+        factor = tf.where(nonzero, tf.nn.gelu(mag, approximate=False) / mag, tf.zeros_like(mag))
+    elif epsilon == 0:
+        factor = tf.where(nonzero, tf.nn.relu(mag + shift) / mag, tf.zeros_like(mag))
     else:
-        activated = tf.nn.gelu(mag, approximate=False)
-    factor = tf.where(nonzero, activated / mag, tf.zeros_like(mag))
+        mag = tf.where(nonzero, mag, tf.zeros_like(mag))
+        factor = tf.nn.relu(mag + shift) / tf.maximum(mag, epsilon)
     mixed = tf.signal.irfft(tf.complex(re * factor, im * factor), fft_length=[length])
     mixed = mixed * tf.math.sqrt(tf.cast(length, x.dtype))
     return tf.transpose(tf.reshape(mixed, (batch, channels, length)), (0, 2, 1))

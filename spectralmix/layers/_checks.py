@@ -35,6 +35,23 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def non_negative_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+#: modReLU's denominator floor, `ReLU(|z| + b) · z / max(|z|, epsilon)`: the authors' v1 code
+#: clamps `|z|` at 1e-3 (docs/layers.md, "Fidelity"). `0` is the exact form.
+MODRELU_EPSILON = 1e-3
+
+
+def legacy_default(config: dict, name: str, value: Any) -> dict:
+    """`config` with `name` set to `value` if absent: configs saved before an argument existed
+    load with the behaviour they were saved with, not with the argument's newer default."""
+    return config if name in config else {**config, name: value}
+
+
 def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")

@@ -21,7 +21,9 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
     2. `c = mean_tokens(x)` (over the real tokens when a mask is given);
     3. `W = W_base + tanh(Dense_2(GELU(Dense_1(c))))`, one real value per (head, bin);
        `W_base` starts at ones, `Dense_1: D → D`, `Dense_2: D → H·K`;
-    4. `Z = modReLU(F · W)` with a learnable bias per (head, bin), initialised to `-0.1`;
+    4. `Z = modReLU(F · W)` with a learnable bias `b` per (head, bin), initialised to `-0.1`:
+       `Z = ReLU(|G| + b) · G / max(|G|, ε)` for `G = F · W` (see `ModReLU`; `ε = 1e-3` as in
+       the authors' code, `modrelu_epsilon=0` for the exact form);
     5. `y = irfft(Z, n=N, norm="ortho")`, heads merged back to `(B, N, D)`.
 
     It returns the mixed tokens only: no residual, no normalisation, no dropout
@@ -46,6 +48,9 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         adaptive: whether to modulate the filter by the MLP of the mean token. With `False`
             the filter is the learned `W_base` alone (a global, input-independent filter).
         variant: `"v1"` (the paper, default) or `"v2"` (the authors' later code).
+        modrelu_epsilon: modReLU's floor `ε` of `|G|` in its denominator (v1), `>= 0`.
+            Defaults to `1e-3`, the authors' value, which bounds the gradient near `G = 0`;
+            `0` is the exact modReLU. Unused by `"v2"`, whose `GELU(|G|) / |G|` is bounded.
         fft_impl: how the transforms are computed: `"fft"` (the framework's FFT, default),
             `"dft"` (real matmuls against cos/sin matrices of the run-time length: the same
             function, no FFT op, for export and short sequences) or `"auto"` (the DFT up to the
@@ -85,6 +90,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         adaptive=True,
         variant="v1",
         fft_impl="fft",
+        modrelu_epsilon=_checks.MODRELU_EPSILON,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         **kwargs,
@@ -97,6 +103,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         self.adaptive = _checks.boolean("adaptive", adaptive)
         self.variant = _checks.choice("variant", variant, _checks.VARIANTS)
         self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
+        self.modrelu_epsilon = _checks.non_negative_float("modrelu_epsilon", modrelu_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
@@ -178,6 +185,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
             shift,
             num_heads=self.num_heads,
             activation="modrelu" if self.variant == "v1" else "gelu",
+            epsilon=self.modrelu_epsilon,
         )
         if mask is not None:
             y = y * token_weight
@@ -194,6 +202,12 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
             "adaptive": self.adaptive,
             "variant": self.variant,
             "fft_impl": self.fft_impl,
+            "modrelu_epsilon": self.modrelu_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before `modrelu_epsilon` existed: the exact modReLU it was trained with.
+        return super().from_config(_checks.legacy_default(config, "modrelu_epsilon", 0.0))

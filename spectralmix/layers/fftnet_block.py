@@ -41,6 +41,8 @@ class FFTNetBlock(keras.layers.Layer):
         adaptive: whether the spectral filter is modulated by the mean token (`"fftnet"`).
         fft_impl: `"fft"`, `"dft"` or `"auto"`: how the `"fftnet"` and `"fnet"` mixers compute
             their transforms (see `AdaptiveSpectralFilter`). Unused by `"attention"`.
+        modrelu_epsilon: the spectral filter's modReLU floor (`"fftnet"`, v1; see
+            `AdaptiveSpectralFilter`): `1e-3` as the authors, `0` for the exact form.
         layer_norm_epsilon: epsilon of both LayerNorms (PyTorch's default, as the authors).
         kernel_initializer: initializer of the dense kernels.
         bias_initializer: initializer of the dense biases.
@@ -82,6 +84,7 @@ class FFTNetBlock(keras.layers.Layer):
         variant="v1",
         adaptive=True,
         fft_impl="fft",
+        modrelu_epsilon=_checks.MODRELU_EPSILON,
         layer_norm_epsilon=1e-5,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
@@ -99,6 +102,7 @@ class FFTNetBlock(keras.layers.Layer):
         self.variant = _checks.choice("variant", variant, _checks.VARIANTS)
         self.adaptive = _checks.boolean("adaptive", adaptive)
         self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
+        self.modrelu_epsilon = _checks.non_negative_float("modrelu_epsilon", modrelu_epsilon)
         self.layer_norm_epsilon = _checks.positive_float("layer_norm_epsilon", layer_norm_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -125,6 +129,7 @@ class FFTNetBlock(keras.layers.Layer):
                 adaptive=self.adaptive,
                 variant=self.variant,
                 fft_impl=self.fft_impl,
+                modrelu_epsilon=self.modrelu_epsilon,
                 kernel_initializer=self.kernel_initializer,
                 bias_initializer=self.bias_initializer,
                 dtype=self.dtype_policy,
@@ -206,7 +211,13 @@ class FFTNetBlock(keras.layers.Layer):
             "variant": self.variant,
             "adaptive": self.adaptive,
             "fft_impl": self.fft_impl,
+            "modrelu_epsilon": self.modrelu_epsilon,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before `modrelu_epsilon` existed: the exact modReLU it was trained with.
+        return super().from_config(_checks.legacy_default(config, "modrelu_epsilon", 0.0))

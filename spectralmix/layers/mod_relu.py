@@ -13,11 +13,17 @@ from spectralmix.layers import _checks
 class ModReLU(keras.layers.Layer):
     """Complex modReLU with a learnable bias, on complex values given as (real, imag) pairs.
 
-    `modReLU(z) = ReLU(|z| + b) · z / |z|`, and `0` where `z = 0`. It keeps a value's phase and
-    shrinks its magnitude by `-b` (a soft threshold). The formula never takes `angle()` or
-    divides by a bare `|z|`, so values and gradients are finite at `z = 0` on every backend.
+    `modReLU(z) = ReLU(|z| + b) · z / max(|z|, epsilon)`. It keeps a value's phase and shrinks
+    its magnitude by `-b` (a soft threshold) wherever `|z| >= epsilon`. Below `epsilon` it is
+    `z · ReLU(|z| + b) / epsilon` (the authors' FFTNet code clamps `|z|` at 1e-3): continuous,
+    linear at the origin, and its gradient is bounded by `2 + max(b, 0) / epsilon`. With
+    `epsilon=0` it is the exact form, `0` where `z = 0`, whose gradient grows as `b / |z|` near
+    zero when `b > 0`. Never `angle()`, never a bare `/|z|`: values and gradients are finite at
+    `z = 0` on every backend either way.
 
     Args:
+        epsilon: floor of the magnitude in the denominator, `>= 0`. Defaults to `1e-3`, the
+            authors' value; `0` selects the exact form.
         bias_initializer: initializer of the bias `b`, one value per feature (last axis).
             Defaults to `-0.1`, FFTNet's initial value.
         bias_regularizer: optional regularizer of the bias.
@@ -31,7 +37,7 @@ class ModReLU(keras.layers.Layer):
 
     Examples:
         >>> import numpy as np
-        >>> layer = ModReLU(bias_initializer="zeros")
+        >>> layer = ModReLU(epsilon=0.0, bias_initializer="zeros")
         >>> re, im = layer([np.array([[3.0, 0.0]]), np.array([[4.0, 0.0]])])
         >>> [float(v) for v in keras.ops.convert_to_numpy(re)[0]]
         [3.0, 0.0]
@@ -40,8 +46,15 @@ class ModReLU(keras.layers.Layer):
         Arjovsky, Shah & Bengio, "Unitary Evolution Recurrent Neural Networks", ICML 2016.
     """
 
-    def __init__(self, bias_initializer=None, bias_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        epsilon=_checks.MODRELU_EPSILON,
+        bias_initializer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.epsilon = _checks.non_negative_float("epsilon", epsilon)
         self.bias_initializer = keras.initializers.get(
             bias_initializer if bias_initializer is not None else keras.initializers.Constant(-0.1)
         )
@@ -87,7 +100,7 @@ class ModReLU(keras.layers.Layer):
         for part in inputs:
             _checks.floating_input("ModReLU", part)
         re, im = (ops.cast(part, dtype) for part in inputs)
-        re, im = spectral_ops.mod_relu(re, im, ops.cast(self.bias, dtype))
+        re, im = spectral_ops.mod_relu(re, im, ops.cast(self.bias, dtype), self.epsilon)
         return [ops.cast(re, self.compute_dtype), ops.cast(im, self.compute_dtype)]
 
     def compute_mask(self, inputs, mask=None):
@@ -99,6 +112,12 @@ class ModReLU(keras.layers.Layer):
     def get_config(self):
         return {
             **super().get_config(),
+            "epsilon": self.epsilon,
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before `epsilon` existed: the exact form it was trained with.
+        return super().from_config(_checks.legacy_default(config, "epsilon", 0.0))

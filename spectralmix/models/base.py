@@ -38,6 +38,7 @@ def encoder(
     layer_norm_epsilon,
     dtype,
     fft_impl="fft",
+    modrelu_epsilon=_checks.MODRELU_EPSILON,
 ):
     """`num_layers` FFTNet blocks (drop path rising linearly from 0) and a final LayerNorm;
     the spectral filters are defined for `num_tokens` tokens."""
@@ -51,6 +52,7 @@ def encoder(
             max_sequence_length=num_tokens,
             variant=variant,
             fft_impl=fft_impl,
+            modrelu_epsilon=modrelu_epsilon,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
             name=f"block_{i}",
@@ -87,6 +89,9 @@ class ConfiguredModel(PresetMixin, keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        if "modrelu_epsilon" in cls._config_keys + cls._backbone_keys:
+            # Saved before `modrelu_epsilon` existed: the exact modReLU it was trained with.
+            config = _checks.legacy_default(config, "modrelu_epsilon", 0.0)
         config = dict(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])

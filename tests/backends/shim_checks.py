@@ -42,11 +42,13 @@ class ShimChecks:
         shift = -0.1 + 0.3 * rng.standard_normal((1, 4, k))
         return [a.astype(dtype) for a in (x, scale, shift)]
 
-    def _filter(self, activation):
+    def _filter(self, activation, epsilon=0.0):
         shim = self.shim
 
         def fn(x, scale, shift):
-            return shim.spectral_filter(x, scale, shift, num_heads=4, activation=activation)
+            return shim.spectral_filter(
+                x, scale, shift, num_heads=4, activation=activation, epsilon=epsilon
+            )
 
         return fn
 
@@ -90,6 +92,41 @@ class ShimChecks:
         np.testing.assert_array_equal(y, 0.0)
         for g in grad_of(self._filter(activation), [x, scale, shift], cotangent, self.framework):
             assert np.isfinite(g).all()
+
+    def test_clamped_modrelu_matches_oracle_and_finite_differences(self, rng):
+        """epsilon = 0.5 puts many of these inputs' |G| below the floor, so both branches of
+        `ReLU(|G| + b) / max(|G|, epsilon)` are checked, values and gradients."""
+        args = self._inputs(rng, length=7)
+        cotangent = rng.standard_normal((2, 7, 8))
+
+        def oracle(x, scale, shift):
+            return R.spectral_core(x, scale, shift, num_heads=4, epsilon=0.5)
+
+        fn = self._filter("modrelu", epsilon=0.5)
+        _close(self.to_numpy(fn(*map(self.to_tensor, args))), oracle(*args), F32)
+        expected = finite_difference_grads(oracle, args, cotangent)
+        for a, e in zip(grad_of(fn, args, cotangent, self.framework), expected, strict=True):
+            _close(a, e, F32_GRAD)
+
+    @pytest.mark.parametrize("size", [0.0, 1e-9, 1e-6, 1e-3])
+    def test_input_gradient_bounded_near_zero(self, rng, size):
+        """With b = 0.5 > 0 and spectral magnitudes from 0 to ~1e-2, the input gradient obeys
+        `|g| <= sqrt(2) (2 + b / epsilon) |cotangent|` (rfft is a contraction, modReLU's
+        Jacobian is at most `2 + b / epsilon`, irfft at most sqrt(2)); the exact form
+        (epsilon = 0) breaks that bound by orders of magnitude at small inputs."""
+        x, scale, shift = self._inputs(rng, length=8)
+        x, shift = size * x, np.full_like(shift, 0.5)
+        cotangent = rng.standard_normal(x.shape)
+        epsilon = 1e-3
+        bound = np.sqrt(2) * (2 + 0.5 / epsilon) * np.linalg.norm(cotangent)
+        grads = grad_of(
+            self._filter("modrelu", epsilon), [x, scale, shift], cotangent, self.framework
+        )
+        assert all(np.isfinite(g).all() for g in grads)
+        assert np.linalg.norm(grads[0]) <= bound
+        if 0 < size <= 1e-6:
+            exact = grad_of(self._filter("modrelu"), [x, scale, shift], cotangent, self.framework)
+            assert np.linalg.norm(exact[0]) > 100 * bound
 
     def test_compiled_matches_eager(self, rng):
         args = [self.to_tensor(a) for a in self._inputs(rng, length=16)]

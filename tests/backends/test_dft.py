@@ -11,6 +11,7 @@ from spectralmix import reference as R
 from spectralmix.backends import dft, get_backend, spectral_core
 from tests.backends.shim_checks import KerasOpsShimChecks
 from tests.helpers import BACKEND, assert_close, grad_of
+from tests.tolerances import TOLERANCES
 
 
 class TestDftCore(KerasOpsShimChecks):
@@ -47,9 +48,11 @@ def _filter_inputs(rng, length, channels=8, heads=4):
     return [a.astype("float32") for a in (x, scale, shift)]
 
 
-def _core_fn(core, activation):
+def _core_fn(core, activation, epsilon=0.0):
     def fn(x, scale, shift):
-        return core.spectral_filter(x, scale, shift, num_heads=4, activation=activation)
+        return core.spectral_filter(
+            x, scale, shift, num_heads=4, activation=activation, epsilon=epsilon
+        )
 
     return fn
 
@@ -67,6 +70,32 @@ def test_values_and_gradients_equal_the_fft_core(rng, activation, length):
     got = grad_of(_core_fn(dft, activation), args, cotangent, BACKEND)
     for g, w in zip(got, want, strict=True):
         assert_close(g, w, "float32_grad", scale=True)
+
+
+@pytest.mark.parametrize("length", [8, 13, 64])
+def test_fft_and_dft_agree_on_exact_zero_bins_with_the_default_epsilon(rng, length):
+    """Channels constant over the tokens: every bin but DC is 0 in exact arithmetic, an exact
+    0 from an FFT and round-off (~1e-8) from the DFT's matmuls. With a positive bias b the exact
+    modReLU maps both to magnitude b in unrelated directions (measured: outputs 0.2–1.0 apart,
+    input gradients up to 1e16); with epsilon = 1e-3 (the layers' default) the map is linear
+    below epsilon, so round-off delta becomes at most (2 + b / epsilon) delta: the two cores
+    agree within the float32 tolerance scaled by that bound."""
+    x = np.repeat(rng.standard_normal((2, 1, 8)), length, axis=1).astype("float32")
+    bins = length // 2 + 1
+    scale = (1 + 0.3 * rng.standard_normal((2, 4, bins))).astype("float32")
+    bias, epsilon = 0.2, 1e-3
+    shift = np.full((1, 4, bins), bias, "float32")
+    cotangent = rng.standard_normal(x.shape).astype("float32")
+    native, args = get_backend(BACKEND), [x, scale, shift]
+    tensors = [keras.ops.convert_to_tensor(a) for a in args]
+    tol = TOLERANCES["float32_op"] * (2 + bias / epsilon)
+    want = keras.ops.convert_to_numpy(_core_fn(native, "modrelu", epsilon)(*tensors))
+    got = keras.ops.convert_to_numpy(_core_fn(dft, "modrelu", epsilon)(*tensors))
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    want = grad_of(_core_fn(native, "modrelu", epsilon), args, cotangent, BACKEND)
+    got = grad_of(_core_fn(dft, "modrelu", epsilon), args, cotangent, BACKEND)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * max(1.0, np.abs(w).max()))
 
 
 @pytest.mark.parametrize("length", [1, 6, 9, 32])

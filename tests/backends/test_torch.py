@@ -43,8 +43,14 @@ def _value_and_grads(fn, inputs, cotangent):
     return [out.detach().numpy(), *(g.numpy() for g in grads)]
 
 
+# 0: the exact form; 1e-3: the layers' default (the authors' clamp); 0.5: most coefficients of
+# these inputs below epsilon, so the clamped branch of the backward is exercised everywhere.
+EPSILONS = [0.0, 1e-3, 0.5]
+
+
+@pytest.mark.parametrize("epsilon", EPSILONS)
 @pytest.mark.parametrize("batch_scale", [True, False])
-def test_fused_modrelu_filter_matches_elementwise_autograd(rng, batch_scale):
+def test_fused_modrelu_filter_matches_elementwise_autograd(rng, batch_scale, epsilon):
     """The hand-written backward of `_ModReLUFilter` against autograd of the where-guarded
     elementwise formula (what torch.compile runs), values and all three gradients."""
     inputs = _edge_inputs(rng, batch_scale)
@@ -55,21 +61,23 @@ def test_fused_modrelu_filter_matches_elementwise_autograd(rng, batch_scale):
         xt = x.transpose(1, 2).reshape(batch, 4, channels // 4, length)
         spectrum = torch.fft.rfft(xt, dim=-1, norm="ortho")
         filtered = torch_shim._filter_elementwise(
-            spectrum, scale[:, :, None, :], shift[:, :, None, :], "modrelu"
+            spectrum, scale[:, :, None, :], shift[:, :, None, :], "modrelu", epsilon
         )
         mixed = torch.fft.irfft(filtered, n=length, dim=-1, norm="ortho")
         return mixed.reshape(batch, channels, length).transpose(1, 2)
 
     def fused(x, scale, shift):
-        return torch_shim.spectral_filter(x, scale, shift, num_heads=4)
+        return torch_shim.spectral_filter(x, scale, shift, num_heads=4, epsilon=epsilon)
 
     expected = _value_and_grads(elementwise, inputs, cotangent)
     actual = _value_and_grads(fused, inputs, cotangent)
     for a, e in zip(actual, expected, strict=True):
         np.testing.assert_allclose(a, e, rtol=TOLERANCES["float64"], atol=TOLERANCES["float64"])
-    # the zero head's tokens get no gradient, and its outputs are 0
+    # the zero head's outputs are 0; in the exact form its tokens get no gradient, with
+    # epsilon > 0 the map is linear there (z · relu(b) / epsilon) and they do
     np.testing.assert_array_equal(actual[0][1, :, 0:2], 0.0)
-    np.testing.assert_array_equal(actual[1][1, :, 0:2], 0.0)
+    if epsilon == 0:
+        np.testing.assert_array_equal(actual[1][1, :, 0:2], 0.0)
 
 
 def test_fused_modrelu_filter_without_grad(rng):
@@ -84,14 +92,15 @@ def test_fused_modrelu_filter_without_grad(rng):
     np.testing.assert_array_equal(no_grad, with_grad)
 
 
-def test_compiled_gradients_match_eager(rng):
+@pytest.mark.parametrize("epsilon", [0.0, 0.5])
+def test_compiled_gradients_match_eager(rng, epsilon):
     """torch.compile runs the elementwise form; its gradients equal the fused backward's."""
     inputs = _edge_inputs(rng, batch_scale=False)
     inputs = [t.detach().float().requires_grad_() for t in inputs]
     cotangent = torch.tensor(rng.standard_normal((3, 10, 8)), dtype=torch.float32)
 
     def fn(x, scale, shift):
-        return torch_shim.spectral_filter(x, scale, shift, num_heads=4)
+        return torch_shim.spectral_filter(x, scale, shift, num_heads=4, epsilon=epsilon)
 
     torch._dynamo.reset()
     compiled = torch.compile(fn, fullgraph=True)

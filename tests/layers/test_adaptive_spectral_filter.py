@@ -40,6 +40,7 @@ def _oracle(layer, x, mask=None):
         num_heads=layer.num_heads,
         max_sequence_length=layer.max_sequence_length,
         variant=layer.variant,
+        modrelu_epsilon=layer.modrelu_epsilon,
         mask=mask,
         **spectral_filter_weights(weights_by_name(layer)),
     )
@@ -169,6 +170,7 @@ def test_unknown_length_in_a_tf_graph(rng):
         ({"num_heads": 2, "variant": "v3"}, ValueError, "variant='v3'"),
         ({"num_heads": 2, "max_sequence_length": -4}, ValueError, "max_sequence_length=-4"),
         ({"num_heads": 2, "adaptive": "yes"}, TypeError, "adaptive='yes'"),
+        ({"num_heads": 2, "modrelu_epsilon": -1e-3}, ValueError, "modrelu_epsilon=-0.001"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -235,3 +237,17 @@ def test_fft_impl_is_checked_and_saved():
     assert AdaptiveSpectralFilter.from_config(layer.get_config()).fft_impl == "dft"
     with pytest.raises(ValueError, match="fft_impl='matmul'"):
         AdaptiveSpectralFilter(2, fft_impl="matmul")
+
+
+def test_modrelu_epsilon_is_used_saved_and_defaults_to_the_authors_value(rng):
+    layer = _built_layer(rng, modrelu_epsilon=0.5)
+    x = rng.standard_normal((2, 12, 8)).astype("float32")
+    assert_close(layer(x), _oracle(layer, x))  # the oracle takes layer.modrelu_epsilon
+    exact = AdaptiveSpectralFilter.from_config({**layer.get_config(), "modrelu_epsilon": 0.0})
+    exact.build((None, None, 8))
+    exact.set_weights(layer.get_weights())
+    assert np.abs(to_numpy(exact(x)) - to_numpy(layer(x))).max() > 1e-3  # epsilon acts
+    assert AdaptiveSpectralFilter(2).modrelu_epsilon == 1e-3
+    # A config saved before `modrelu_epsilon` existed loads with the exact modReLU.
+    legacy = {k: v for k, v in layer.get_config().items() if k != "modrelu_epsilon"}
+    assert AdaptiveSpectralFilter.from_config(legacy).modrelu_epsilon == 0.0

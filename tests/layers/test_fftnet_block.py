@@ -63,6 +63,7 @@ def test_matches_oracle_with_mask(rng, token_mixer, variant):
             token_mixer=token_mixer,
             variant=variant,
             max_sequence_length=10,
+            modrelu_epsilon=block.modrelu_epsilon,
             mask=m,
         )
         assert_close(block(x, mask=m), expected, "float32_model", scale=True)
@@ -143,6 +144,7 @@ def test_compiled_fit(rng):
         ({"num_heads": 2, "mlp_ratio": 0}, "mlp_ratio=0"),
         ({"num_heads": 2, "variant": "v9"}, "variant='v9'"),
         ({"num_heads": 2, "layer_norm_epsilon": -1}, "layer_norm_epsilon=-1"),
+        ({"num_heads": 2, "modrelu_epsilon": "1e-3"}, "modrelu_epsilon='1e-3'"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -168,3 +170,12 @@ def test_fft_impl_reaches_the_mixer(rng, token_mixer):
     assert dft_block.mixer.fft_impl == "dft"
     x = rng.standard_normal((2, 9, 8)).astype("float32")
     assert_close(dft_block(x), to_numpy(block(x)), "float32_model")
+
+
+def test_modrelu_epsilon_reaches_the_mixer_and_old_configs_load_exact():
+    block = FFTNetBlock(2, modrelu_epsilon=0.25)
+    block.build((None, 10, 8))
+    assert block.mixer.modrelu_epsilon == 0.25
+    assert FFTNetBlock.from_config(block.get_config()).modrelu_epsilon == 0.25
+    legacy = {k: v for k, v in block.get_config().items() if k != "modrelu_epsilon"}
+    assert FFTNetBlock.from_config(legacy).modrelu_epsilon == 0.0

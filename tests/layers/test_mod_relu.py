@@ -20,6 +20,15 @@ def test_matches_oracle_and_hand_values(rng):
     np.testing.assert_allclose(to_numpy(im), [[3.2, 0.0]], rtol=1e-6)
 
 
+def test_epsilon_hand_values_and_default():
+    assert ModReLU().epsilon == 1e-3  # the authors' clamp
+    layer = ModReLU(epsilon=1.0, bias_initializer=keras.initializers.Constant(0.2))
+    re, im = layer([np.array([[0.5, 3.0]], "float32"), np.array([[0.0, 4.0]], "float32")])
+    # |0.5| < 1: 0.5 * ReLU(0.7) / 1; |3+4i| = 5 >= 1: (3, 4) * ReLU(5.2) / 5
+    np.testing.assert_allclose(to_numpy(re), [[0.35, 3.12]], rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(im), [[0.0, 4.16]], rtol=1e-6)
+
+
 def test_gradients_finite_at_zero():
     layer = ModReLU()
     layer.build([(None, 4), (None, 4)])
@@ -53,8 +62,11 @@ def test_serialization_training_and_mixed_precision(tmp_path, rng):
 
 
 def test_config_round_trip():
-    layer = ModReLU(bias_initializer="zeros", bias_regularizer="l2")
+    layer = ModReLU(epsilon=0.01, bias_initializer="zeros", bias_regularizer="l2")
     assert ModReLU.from_config(layer.get_config()).get_config() == layer.get_config()
+    # A config saved before `epsilon` existed loads with the exact form it was trained with.
+    legacy = {k: v for k, v in layer.get_config().items() if k != "epsilon"}
+    assert ModReLU.from_config(legacy).epsilon == 0.0
 
 
 def test_bad_inputs():
@@ -64,3 +76,5 @@ def test_bad_inputs():
         ModReLU()([np.ones((2, 3), "float32"), np.ones((2, 4), "float32")])
     with pytest.raises(ValueError, match="int32"):
         ModReLU()([np.ones((2, 3), "int32"), np.ones((2, 3), "int32")])
+    with pytest.raises(ValueError, match="epsilon=-1"):
+        ModReLU(epsilon=-1)

@@ -21,6 +21,7 @@ CONFIG_KEYS = (
     "class_token",
     "layer_norm_epsilon",
     "fft_impl",
+    "modrelu_epsilon",
 )
 
 
@@ -51,6 +52,8 @@ class FFTNetBackbone(ConfiguredModel):
         fft_impl: `"fft"` (default), `"dft"` or `"auto"`: how the spectral mixers compute
             their transforms (see `AdaptiveSpectralFilter`); `spectralmix.export` uses `"dft"`
             for formats with no FFT op.
+        modrelu_epsilon: the spectral filters' modReLU floor (see `AdaptiveSpectralFilter`):
+            `1e-3` as the authors, `0` for the exact form.
         dtype: dtype policy of the layers.
 
     Examples:
@@ -80,6 +83,7 @@ class FFTNetBackbone(ConfiguredModel):
         class_token=False,
         layer_norm_epsilon=1e-5,
         fft_impl="fft",
+        modrelu_epsilon=_checks.MODRELU_EPSILON,
         dtype=None,
         **kwargs,
     ):
@@ -89,6 +93,7 @@ class FFTNetBackbone(ConfiguredModel):
             hidden_dim, num_layers, num_heads, token_mixer, drop_path
         )
         fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
+        modrelu_epsilon = _checks.non_negative_float("modrelu_epsilon", modrelu_epsilon)
         class_token = _checks.boolean("class_token", class_token)
         num_tokens = max_sequence_length + int(class_token)
 
@@ -113,6 +118,7 @@ class FFTNetBackbone(ConfiguredModel):
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
             fft_impl=fft_impl,
+            modrelu_epsilon=modrelu_epsilon,
         )
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
 

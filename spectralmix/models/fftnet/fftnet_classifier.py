@@ -27,7 +27,7 @@ class FFTNetClassifier(ConfiguredModel):
         dtype: dtype policy of the layers.
         **kwargs: the other `FFTNetBackbone` arguments (`hidden_dim`, `num_layers`,
             `num_heads`, `mlp_ratio`, `dropout`, `drop_path`, `token_mixer`, `variant`,
-            `layer_norm_epsilon`, `fft_impl`) and `name`.
+            `layer_norm_epsilon`, `fft_impl`, `modrelu_epsilon`) and `name`.
 
     Examples:
         >>> import numpy as np

@@ -22,6 +22,7 @@ CONFIG_KEYS = (
     "variant",
     "layer_norm_epsilon",
     "fft_impl",
+    "modrelu_epsilon",
 )
 
 
@@ -52,6 +53,8 @@ class FFTNetViTBackbone(ConfiguredModel):
         fft_impl: `"fft"` (default), `"dft"` or `"auto"`: how the spectral mixers compute
             their transforms (see `AdaptiveSpectralFilter`); `spectralmix.export` uses `"dft"`
             for formats with no FFT op.
+        modrelu_epsilon: the spectral filters' modReLU floor (see `AdaptiveSpectralFilter`):
+            `1e-3` as the authors, `0` for the exact form.
         dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`).
 
     Examples:
@@ -85,6 +88,7 @@ class FFTNetViTBackbone(ConfiguredModel):
         variant="v1",
         layer_norm_epsilon=1e-5,
         fft_impl="fft",
+        modrelu_epsilon=_checks.MODRELU_EPSILON,
         dtype=None,
         **kwargs,
     ):
@@ -100,6 +104,7 @@ class FFTNetViTBackbone(ConfiguredModel):
             hidden_dim, num_layers, num_heads, token_mixer, drop_path
         )
         fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
+        modrelu_epsilon = _checks.non_negative_float("modrelu_epsilon", modrelu_epsilon)
         grid = image_size // patch_size
         num_tokens = grid * grid + 1
 
@@ -122,6 +127,7 @@ class FFTNetViTBackbone(ConfiguredModel):
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
             fft_impl=fft_impl,
+            modrelu_epsilon=modrelu_epsilon,
         )
         super().__init__(inputs=images, outputs=x, dtype=dtype, **kwargs)
 

@@ -19,7 +19,8 @@ class FFTNetViTImageClassifier(ConfiguredModel):
         dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`).
         **kwargs: the `FFTNetViTBackbone` arguments (`image_size`, `patch_size`,
             `num_channels`, `hidden_dim`, `num_layers`, `num_heads`, `mlp_ratio`, `dropout`,
-            `drop_path`, `token_mixer`, `variant`, `layer_norm_epsilon`, `fft_impl`) and `name`.
+            `drop_path`, `token_mixer`, `variant`, `layer_norm_epsilon`, `fft_impl`,
+            `modrelu_epsilon`) and `name`.
 
     Examples:
         >>> import numpy as np
