@@ -11,33 +11,39 @@ Training prints Keras's progress bar; the last line of output is one JSON object
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
 import os
 import sys
 
 BACKENDS = ("jax", "tensorflow", "torch")
+#: The module each backend's framework is imported as (its pip extra has the backend's name).
+FRAMEWORK_MODULES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
 TOKEN_MIXERS = ("fftnet", "fnet", "attention")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _number(kind: type, description: str, accept):
+    """An argparse converter to `kind` that accepts values for which `accept(value)` holds;
+    anything else is reported as "argument --X: must be DESCRIPTION. Received: 'TEXT'"."""
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {description}. Received: {text!r}")
+        return value
+
+    convert.__name__ = description  # argparse's name for the type, should it ever show it
+    return convert
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
+_positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+_positive_float = _number(float, "a positive number", lambda v: math.isfinite(v) and v > 0)
+_non_negative_float = _number(float, "a number >= 0", lambda v: math.isfinite(v) and v >= 0)
+_integer = _number(int, "an integer", lambda v: True)
 
 
 def _backend_option(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +54,24 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def version() -> str:
+    """The installed distribution's version (the package's own where it is not installed)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("spectralmix")
+    except importlib.metadata.PackageNotFoundError:
+        import spectralmix
+
+        return spectralmix.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand; each leaf records itself as `args.parser`."""
     from spectralmix.tasks.listops import MODEL_DEFAULTS, MODELS, TRAIN_DEFAULTS
 
     parser = argparse.ArgumentParser(prog="spectralmix", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model on a task and print its metrics")
@@ -61,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     digits.add_argument("--token-mixer", choices=TOKEN_MIXERS, default="fftnet")
     digits.add_argument("--epochs", type=_positive_int, default=40)
     digits.add_argument("--batch-size", type=_positive_int, default=32)
-    digits.add_argument("--seed", type=int, default=0)
+    digits.add_argument("--seed", type=_integer, default=0)
     digits.add_argument("--quiet", action="store_true", help="no progress bar")
 
     listops = tasks.add_parser("listops", help="FFTNet, attention or FNet on LRA ListOps")
@@ -108,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     listops.add_argument(
         "--limit", type=_positive_int, help="use the first N examples of each split (smoke)"
     )
-    listops.add_argument("--seed", type=int, default=0)
+    listops.add_argument("--seed", type=_integer, default=0)
     listops.add_argument("--quiet", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a ListOps model on a file")
@@ -126,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "memory, LRA's lengths), instead of a file",
     )
     evaluate.add_argument(
-        "--seed", type=int, help="with --generate: the generator's seed (default 0)"
+        "--seed", type=_integer, help="with --generate: the generator's seed (default 0)"
     )
     evaluate.add_argument("--batch-size", type=_positive_int, default=64)
 
@@ -134,11 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = make_data.add_subparsers(dest="dataset", required=True)
     listops_data = datasets.add_parser("listops", help="LRA ListOps (official specification)")
     listops_data.add_argument("--out", required=True, help="output directory")
-    listops_data.add_argument("--seed", type=int, default=0)
+    listops_data.add_argument("--seed", type=_integer, default=0)
     for split, size in (("train", 96_000), ("val", 2_000), ("test", 2_000)):
         listops_data.add_argument(
             f"--{split}", type=_positive_int, default=size, help=f"examples (default {size})"
         )
+    for leaf in (digits, listops, evaluate, listops_data):
+        leaf.set_defaults(parser=leaf)
     return parser
 
 
@@ -204,23 +226,86 @@ def _configure_devices(args: argparse.Namespace) -> None:
     backend = os.environ.get("KERAS_BACKEND")
     if backend is None:
         raise ValueError("--devices needs --backend (or KERAS_BACKEND) to know the framework")
-    distribute.configure_devices(args.distribute, args.devices, backend)
+    try:
+        distribute.configure_devices(args.distribute, args.devices, backend)
+    except RuntimeError as error:  # the framework already started with other devices
+        raise ValueError(f"{error} Received: --devices {args.devices}") from error
+
+
+def _installed(backend: str) -> bool:
+    """Whether `backend`'s framework can be imported, found without importing it."""
+    try:
+        return importlib.util.find_spec(FRAMEWORK_MODULES[backend]) is not None
+    except ValueError:  # imported already, without a spec: it is there
+        return True
+
+
+def _keras_default_backend() -> tuple[str, str]:
+    """The backend Keras picks without KERAS_BACKEND: `keras.json`'s, else TensorFlow; and
+    where that choice comes from."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    config = os.path.join(home, "keras.json")
+    try:
+        with open(config, encoding="utf-8") as f:
+            backend = json.load(f)["backend"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "tensorflow", "its default"
+    return str(backend), f"set in {config}"
+
+
+def _select_backend(args: argparse.Namespace) -> None:
+    """Checks, before Keras is imported, that the chosen backend's framework is installed
+    (Keras would fail with a long traceback), then sets KERAS_BACKEND from `--backend`."""
+    if args.backend:
+        backend, chosen_by = args.backend, f"--backend {args.backend}"
+    elif os.environ.get("KERAS_BACKEND"):
+        backend = os.environ["KERAS_BACKEND"]
+        chosen_by = f"KERAS_BACKEND={backend}"
+    else:
+        backend, origin = _keras_default_backend()
+        chosen_by = f"With no --backend and no KERAS_BACKEND, Keras uses {backend} ({origin}); it"
+    if backend in FRAMEWORK_MODULES and not _installed(backend):
+        installed = [b for b in BACKENDS if _installed(b)]
+        hint = (
+            f"pass --backend {installed[0]} (installed: {', '.join(installed)}) or install it"
+            if installed
+            else "no framework is installed; install one"
+        )
+        raise ValueError(
+            f"{chosen_by} needs {FRAMEWORK_MODULES[backend]}, which is not installed: {hint} "
+            f'with pip install -e ".[{backend}]" in a clone of spectralmix'
+        )
+    if args.backend:
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
+            raise ValueError(
+                "--backend must be chosen before Keras is imported. Received: "
+                f"--backend {args.backend} with Keras running on "
+                f"{os.environ.get('KERAS_BACKEND')!r}"
+            )
+        os.environ["KERAS_BACKEND"] = args.backend
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns 0. A bad argument or input exits with status 2 and the
+    subcommand's usage, a failure of the environment (a file that cannot be written, a missing
+    optional package) with status 1; both print one `error:` line on stderr."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    backend = getattr(args, "backend", None)
-    if backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
-            raise SystemExit("--backend must be chosen before Keras is imported")
-        os.environ["KERAS_BACKEND"] = backend
+    usage = args.parser  # the subcommand's own parser, for its usage line
     try:
+        if args.command != "data":
+            _select_backend(args)
         if getattr(args, "devices", None):
             _configure_devices(args)
         metrics = _run(args)
     except ValueError as error:
-        parser.error(str(error))
+        usage.error(_one_line(error))
+    except (OSError, ImportError) as error:
+        usage.exit(1, f"{parser.prog}: error: {_one_line(error)}\n")
     print(json.dumps(metrics), flush=True)
     return 0
 

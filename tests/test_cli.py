@@ -8,7 +8,8 @@ import time
 import keras
 import pytest
 
-import spectralmix.models  # noqa: F401  (the classes that the checkpoints name)
+import spectralmix
+import spectralmix.models  # (registers the classes that the checkpoints name)
 from spectralmix import cli
 
 
@@ -133,7 +134,6 @@ def test_data_listops_writes_readable_splits(tmp_path):
     [
         (["train", "listops"], "--data"),
         (["evaluate", "--preset", "x", "--model", "y", "--data", "z"], "not allowed"),
-        (["evaluate", "--preset", "no_such_preset", "--data", "z"], "no_such_preset"),
         (["train", "listops", "--data", "/nonexistent", "--model", "fnet"], "/nonexistent"),
         (["train", "listops", "--data", "d", "--dropout", "-0.5"], "--dropout"),
         (["train", "listops", "--data", "d", "--hidden-dim", "0"], "--hidden-dim"),
@@ -167,3 +167,183 @@ def test_distribute_on_torch_names_the_ddp_alternative(tiny_listops_dir, tmp_pat
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 2
     assert "fit_torch_ddp" in stderr
+
+
+def test_an_unknown_preset_is_named(tiny_listops_dir, capsys):
+    test_file = os.path.join(tiny_listops_dir, "basic_test.tsv.gz")
+    with pytest.raises(SystemExit) as error:
+        cli.main(["evaluate", "--preset", "no_such_preset", "--data", test_file])
+    assert error.value.code == 2
+    assert "no_such_preset" in capsys.readouterr().err
+
+
+def _error_line(capsys, code: int, argv: list[str]) -> tuple[str, str]:
+    """Runs the command line in-process; it must exit with `code` after one `error:` line.
+    Returns that line and the usage printed before it."""
+    with pytest.raises(SystemExit) as error:
+        cli.main(argv)
+    assert error.value.code == code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    *usage, line = captured.err.rstrip("\n").split("\n")
+    assert line.startswith("spectralmix"), captured.err
+    assert ": error: " in line, captured.err
+    return line, "\n".join(usage)
+
+
+def test_version_is_the_installed_distributions(capsys):
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as error:
+        cli.main(["--version"])
+    assert error.value.code == 0
+    assert capsys.readouterr().out == f"spectralmix {importlib.metadata.version('spectralmix')}\n"
+    assert cli.version() == spectralmix.__version__  # the installed tree is this one
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "digits", "--epochs", "abc"], "argument --epochs: must be a positive integer"),
+        (["train", "digits", "--seed", "1.5"], "argument --seed: must be an integer"),
+        (["train", "listops", "--data", "d", "--learning-rate", "nan"], "a positive number"),
+        (["train", "listops", "--data", "d", "--cpu-budget", "inf"], "a positive number"),
+        (["train", "listops", "--data", "d", "--weight-decay", "x"], "a number >= 0"),
+    ],
+)
+def test_bad_numbers_are_named_with_the_value_received(argv, message, capsys):
+    line, usage = _error_line(capsys, 2, argv)
+    assert message in line
+    assert f"Received: {argv[-1]!r}" in line
+    for name in ("_positive", "_integer", "convert"):  # no Python function names
+        assert name not in line
+    assert usage.startswith(f"usage: spectralmix {argv[0]} {argv[1]} ")
+
+
+def _other_backend() -> str:
+    return next(b for b in cli.BACKENDS if b != keras.config.backend())
+
+
+def test_a_backend_that_is_not_installed_is_named_with_its_extra(monkeypatch, capsys):
+    backend = _other_backend()
+    monkeypatch.setitem(sys.modules, cli.FRAMEWORK_MODULES[backend], None)  # not installed
+    line, usage = _error_line(capsys, 2, ["train", "digits", "--backend", backend])
+    assert f"--backend {backend} needs {backend}, which is not installed" in line
+    assert f'pip install -e ".[{backend}]"' in line
+    assert f"--backend {keras.config.backend()}" in line  # the installed one to use instead
+    assert usage.startswith("usage: spectralmix train digits")
+    assert os.environ["KERAS_BACKEND"] == keras.config.backend()  # left alone
+
+
+@pytest.mark.parametrize("configured", [None, "torch"])
+def test_keras_default_backend_that_is_not_installed(configured, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    if configured:
+        (tmp_path / "keras.json").write_text(json.dumps({"backend": configured}))
+    default = configured or "tensorflow"  # Keras's own default without a keras.json
+    monkeypatch.setitem(sys.modules, cli.FRAMEWORK_MODULES[default], None)
+    line, _ = _error_line(capsys, 2, ["evaluate", "--preset", "fftnet_listops", "--generate", "1"])
+    assert "no --backend and no KERAS_BACKEND" in line
+    assert f"Keras uses {default}" in line
+    if configured:
+        assert str(tmp_path / "keras.json") in line
+    assert f'pip install -e ".[{default}]"' in line
+
+
+def test_backend_cannot_change_once_keras_runs(monkeypatch, capsys):
+    backend = _other_backend()
+    monkeypatch.setattr(cli, "_installed", lambda name: True)
+    line, _ = _error_line(capsys, 2, ["train", "digits", "--backend", backend])
+    assert "--backend must be chosen before Keras is imported" in line
+    assert f"--backend {backend}" in line
+
+
+def _no_model_loading(monkeypatch):
+    """Bad data must be reported before the model loads (which takes seconds)."""
+    from spectralmix.tasks import listops
+
+    def load(**kwargs):
+        raise AssertionError("the model was loaded before the data was checked")
+
+    monkeypatch.setattr(listops, "load", load)
+
+
+def test_evaluate_reports_a_gz_file_that_is_not_gzip(tmp_path, monkeypatch, capsys):
+    _no_model_loading(monkeypatch)
+    path = tmp_path / "basic_test.tsv.gz"
+    path.write_text("Source\tTarget\n[MIN 1 2 ]\t1\n")
+    line, usage = _error_line(
+        capsys, 2, ["evaluate", "--preset", "fftnet_listops", "--data", str(path)]
+    )
+    assert f"{str(path)!r} is not a readable gzip file" in line
+    assert usage.startswith("usage: spectralmix evaluate")
+
+
+def test_evaluate_reports_bytes_that_are_not_utf8_with_file_and_line(tmp_path, monkeypatch, capsys):
+    _no_model_loading(monkeypatch)
+    path = tmp_path / "test.tsv"
+    path.write_bytes(b"Source\tTarget\n[MIN 1 2 ]\t1\n[MAX 3 \xe9 ]\t3\n")
+    line, _ = _error_line(capsys, 2, ["evaluate", "--model", "m.keras", "--data", str(path)])
+    assert f"{str(path)!r} line 3 is not UTF-8 text" in line
+    assert "\\xe9" in line
+
+
+def test_evaluate_reports_missing_data_before_loading(tmp_path, monkeypatch, capsys):
+    _no_model_loading(monkeypatch)
+    missing = str(tmp_path / "nothing.tsv.gz")
+    line, _ = _error_line(capsys, 2, ["evaluate", "--preset", "fftnet_listops", "--data", missing])
+    assert missing in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed", "3", "--data", "f.tsv"], "--seed needs --generate. Received: --seed 3"),
+        (["--generate", "0"], "argument --generate: must be a positive integer"),
+        (["--generate", "5", "--data", "f.tsv"], "not allowed with argument"),
+        ([], "one of the arguments --data --generate is required"),
+    ],
+)
+def test_evaluate_data_options(argv, message, monkeypatch, capsys):
+    _no_model_loading(monkeypatch)
+    line, usage = _error_line(capsys, 2, ["evaluate", "--preset", "fftnet_listops", *argv])
+    assert message in line
+    assert usage.startswith("usage: spectralmix evaluate")
+
+
+def test_evaluate_on_generated_expressions(tmp_path, capsys):
+    from spectralmix.tasks import listops
+
+    model = listops.build_model("fnet", hidden_dim=16, num_layers=1, num_heads=2)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    assert cli.main(["evaluate", "--model", path, "--generate", "5", "--seed", "2"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    data = listops.evaluation_data(generate=5, seed=2)
+    assert result["accuracy"] == round(listops.accuracy(model, data.split), 4)
+    assert result["n"] == 5
+    assert (result["source"], result["generate"], result["seed"]) == ("generated", 5, 2)
+    assert result["ci95"] == [round(b, 4) for b in listops.wilson_interval(result["correct"], 5)]
+    assert os.listdir(tmp_path) == ["model.keras"]  # the examples were not written anywhere
+
+
+def test_data_listops_refuses_an_existing_file_as_out(tmp_path, capsys):
+    out = tmp_path / "splits"
+    out.write_text("keep")
+    line, usage = _error_line(capsys, 2, ["data", "listops", "--out", str(out), "--train", "1"])
+    assert f"out={str(out)!r}" in line
+    assert "a file exists there" in line
+    assert usage.startswith("usage: spectralmix data listops")
+    assert out.read_text() == "keep"
+
+
+def test_a_failure_to_write_is_one_line_with_status_1(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    out = str(tmp_path / "file" / "splits")  # under a file: the directory cannot be made
+    argv = ["data", "listops", "--out", out, "--train", "1", "--val", "1", "--test", "1"]
+    line, usage = _error_line(capsys, 1, argv)
+    assert line.startswith("spectralmix: error: ")
+    assert "Not a directory" in line
+    assert usage == ""

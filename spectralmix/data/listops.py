@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -83,11 +84,40 @@ def _clip(text: str, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[:width] + "...")
 
 
-def _open_text(path: str | os.PathLike):
-    path = os.fspath(path)
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    """`(line number, text)` of a UTF-8 file, gunzipped when `path` ends in `.gz`. A `.gz`
+    that is not gzip, bytes that are not UTF-8 and a gzip file without the `.gz` name raise a
+    one-line `ValueError` naming the file (and the line)."""
+    compressed = path.endswith(".gz")
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if number == 1 and not compressed and raw.startswith(_GZIP_MAGIC):
+                    raise ValueError(
+                        f"{path!r} is gzip-compressed but its name does not end in '.gz': "
+                        "rename it to end in .gz (or gunzip it)"
+                    )
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise ValueError(
+                        f"{path!r} line {number} is not UTF-8 text: byte "
+                        f"{raw[error.start : error.start + 1]!r} at column {error.start + 1}. "
+                        f"Received: {_clip(raw.decode('utf-8', 'replace').rstrip())}"
+                    ) from None
+                yield number, text.rstrip("\r\n")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ValueError(
+            f"{path!r} is not a readable gzip file ({_one_line(error)}): a name ending in "
+            "'.gz' must hold gzip data (a plain TSV must not end in .gz)"
+        ) from None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def read_tsv(
@@ -104,25 +134,34 @@ def read_tsv(
         raise ValueError(f"No ListOps file at path={os.fspath(path)!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive integer or None. Received: limit={limit!r}")
+    path = os.fspath(path)
     token_ids, labels = [], []
-    with _open_text(path) as lines:
-        header = next(lines, "").rstrip("\n").split("\t")
+    lines = _lines(path)
+    try:
+        _, first = next(lines, (1, ""))
+        header = first.split("\t")
         if header != ["Source", "Target"]:
             raise ValueError(
-                f"{os.fspath(path)!r} is not an LRA ListOps TSV: expected the header "
+                f"{path!r} is not an LRA ListOps TSV: expected the header "
                 f"'Source<TAB>Target'. Received: {header!r}"
             )
-        for number, line in enumerate(lines, start=2):
+        for number, line in lines:
             if limit is not None and len(labels) == limit:
                 break
-            fields = line.rstrip("\n").split("\t")
+            fields = line.split("\t")
             if len(fields) != 2 or fields[1].strip() not in _LABELS:
                 raise ValueError(
-                    f"{os.fspath(path)!r} line {number}: expected 'expression<TAB>0-9'. "
+                    f"{path!r} line {number}: expected 'expression<TAB>0-9'. "
                     f"Received: {_clip(line)}"
                 )
-            token_ids.append(np.asarray(encode(fields[0], max_length=max_length), np.int32))
+            try:
+                ids = encode(fields[0], max_length=max_length)
+            except ValueError as error:
+                raise ValueError(f"{path!r} line {number}: {error}") from None
+            token_ids.append(np.asarray(ids, np.int32))
             labels.append(int(fields[1]))
+    finally:
+        lines.close()
     return ListOps(token_ids, np.asarray(labels, dtype=np.int32))
 
 

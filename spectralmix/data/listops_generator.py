@@ -158,6 +158,12 @@ def write_splits(
         raise ValueError(
             f"sizes keys must be among {list(LRA_SPLITS)}. Received: {sorted(unknown)}"
         )
+    # Checked before the (long) generation: the files go into a directory.
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(
+            f"out must be a directory (it is made if missing), but a file exists there. "
+            f"Received: out={os.fspath(out)!r}"
+        )
     examples = generate(sum(sizes.values()), seed=seed, **generator_options)
     os.makedirs(out, exist_ok=True)
     paths, start = {}, 0

@@ -21,7 +21,8 @@ def load_split(seed: int = 0):
         from sklearn.model_selection import train_test_split
     except ImportError as error:  # pragma: no cover - exercised only without scikit-learn
         raise ImportError(
-            "The digits task needs scikit-learn: pip install 'spectralmix[demo]'"
+            "The digits task needs scikit-learn: pip install scikit-learn (or, in a clone "
+            'of spectralmix, pip install -e ".[demo]")'
         ) from error
     digits = load_digits()
     images = (digits.images.astype("float32") / 16.0)[..., None]  # pixel values are 0..16

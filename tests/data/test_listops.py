@@ -1,5 +1,6 @@
 import gzip
 import os
+import re
 
 import numpy as np
 import pytest
@@ -58,6 +59,40 @@ def test_malformed_files_name_the_problem(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         listops.read_tsv(path)
+
+
+ROWS = b"Source\tTarget\n( ( [MIN 3 ) 4 ] )\t3\n( ( ( [SM 7 ) 8 ) ] )\t5\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("a.tsv.gz", ROWS, "is not a readable gzip file"),  # plain text named .gz
+        ("a.tsv.gz", gzip.compress(ROWS)[:-12], "is not a readable gzip file"),  # truncated
+        ("a.tsv.gz", gzip.compress(ROWS)[:12] + b"\0" * 40, "is not a readable gzip file"),
+        ("a.tsv", gzip.compress(ROWS), "is gzip-compressed but its name does not end in '.gz'"),
+        ("a.tsv", ROWS + b"( [MAX 1 \xff ] )\t1\n", "line 4 is not UTF-8 text: byte b'\\xff'"),
+        ("a.tsv.gz", gzip.compress(ROWS.replace(b"[SM", b"[S\xc3")), "line 3 is not UTF-8"),
+        ("a.tsv", ROWS + b"( [MAX 1 x ] )\t1\n", "line 4: Unknown ListOps token 'x'"),
+    ],
+)
+def test_unreadable_files_raise_one_line_naming_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        listops.read_tsv(path)
+    text = str(error.value)
+    assert text.startswith(repr(str(path)))
+    assert message in text
+    assert "\n" not in text
+
+
+def test_windows_line_ends_read_like_unix_ones(tmp_path):
+    (tmp_path / "unix.tsv").write_bytes(ROWS)
+    (tmp_path / "windows.tsv").write_bytes(ROWS.replace(b"\n", b"\r\n"))
+    unix, windows = (listops.read_tsv(tmp_path / f) for f in ("unix.tsv", "windows.tsv"))
+    np.testing.assert_array_equal(unix.labels, windows.labels)
+    np.testing.assert_array_equal(windows.labels, [3, 5])
 
 
 def test_missing_files_and_bad_arguments(tmp_path):

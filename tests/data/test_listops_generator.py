@@ -110,3 +110,16 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="unpack"):
         listops_generator.write_tsv([("( [MIN 1 2 ] )", 1), (None,)], tmp_path / "x.tsv.gz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_splits_refuses_a_file_as_out_before_generating(tmp_path, monkeypatch):
+    out = tmp_path / "splits"
+    out.write_text("keep")
+
+    def generate(*args, **kwargs):
+        raise AssertionError("generated before checking out")
+
+    monkeypatch.setattr(listops_generator, "generate", generate)
+    with pytest.raises(ValueError, match=r"a file exists there\. Received: out='.*splits'"):
+        listops_generator.write_splits(out, {"test": 1})
+    assert out.read_text() == "keep"
