@@ -36,10 +36,13 @@ def test_shipped_weights_load_and_differ_from_a_fresh_model():
         np.testing.assert_array_equal(a, b)
 
 
-def test_shipped_model_scores_what_its_training_run_reported_on_every_backend(listops_dir):
+def test_shipped_model_scores_what_its_training_run_reported_on_every_backend(
+    shared_listops_dir,
+):
     """The run (JAX) reported its test accuracy; each backend reproduces it from the file."""
     model = FFTNetClassifier.from_preset("fftnet_listops")
-    result = listops.evaluate(model, data_lib.split_path(listops_dir, "test"), batch_size=128)
+    test_file = data_lib.split_path(shared_listops_dir, "test")
+    result = listops.evaluate(model, test_file, batch_size=128)
     assert result["n"] == 2000
     assert result["accuracy"] > MAJORITY_BASELINE + 0.1
     assert result["accuracy"] >= PAPER_FFTNET_LISTOPS
