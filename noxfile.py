@@ -3,6 +3,8 @@ environment with only that framework installed (pins in `backends/`)."""
 
 from __future__ import annotations
 
+import functools
+
 import nox
 
 nox.needs_version = ">=2025.2.9"
@@ -67,6 +69,66 @@ def export(session: nox.Session) -> None:
         )
 
 
+#: Checked in a fresh virtualenv holding only the wheel and its dependencies (no framework).
+PACKAGE_CHECK = """
+import importlib.metadata, importlib.util, os, sys, sysconfig
+import spectralmix
+assert "keras" not in sys.modules, "import spectralmix imported keras"
+here = os.path.dirname(spectralmix.__file__)
+assert here.startswith(sysconfig.get_paths()["purelib"]), f"not the installed wheel: {here}"
+weights = os.path.join(here, "models", "fftnet", "weights", "fftnet_listops.weights.h5")
+assert os.path.getsize(weights) > 1_000_000, weights
+assert importlib.metadata.version("spectralmix") == spectralmix.__version__
+frameworks = [m for m in ("jax", "tensorflow", "torch") if importlib.util.find_spec(m)]
+assert not frameworks, f"a framework was installed with the wheel: {frameworks}"
+print("installed", spectralmix.__version__, "at", here)
+"""
+WEIGHTS_IN_PACKAGE = "spectralmix/models/fftnet/weights/fftnet_listops.weights.h5"
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Packaging: builds the sdist and the wheel (from the sdist) with `python -m build`,
+    checks that both hold the preset weights, installs the wheel alone into a fresh
+    virtualenv (no editable install, no framework) and runs `import spectralmix`,
+    `spectralmix --help`, `spectralmix --version` and, without a framework, a command that
+    must stop with one error line naming the extra to install."""
+    import pathlib
+    import shutil
+    import tarfile
+    import zipfile
+
+    session.install("build>=1.2")
+    tmp = pathlib.Path(session.create_tmp()).resolve()
+    dist, venv = tmp / "dist", tmp / "wheel-venv"
+    for path in (dist, venv):
+        shutil.rmtree(path, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist), silent=True)
+    (wheel,) = dist.glob("spectralmix-*.whl")
+    (sdist,) = dist.glob("spectralmix-*.tar.gz")
+    with zipfile.ZipFile(wheel) as archive:
+        if WEIGHTS_IN_PACKAGE not in archive.namelist():
+            session.error(f"{wheel.name} lacks {WEIGHTS_IN_PACKAGE}")
+    with tarfile.open(sdist) as archive:
+        if not any(name.endswith(WEIGHTS_IN_PACKAGE) for name in archive.getnames()):
+            session.error(f"{sdist.name} lacks {WEIGHTS_IN_PACKAGE}")
+
+    session.run("python", "-m", "venv", str(venv))
+    python, spectralmix = str(venv / "bin" / "python"), str(venv / "bin" / "spectralmix")
+    run = functools.partial(session.run, external=True, env={"KERAS_HOME": str(tmp)})
+    run(python, "-m", "pip", "install", "--quiet", str(wheel))
+    session.chdir(str(tmp))  # away from the source tree, which would shadow the wheel
+    run(python, "-c", PACKAGE_CHECK)
+    run(spectralmix, "--help", silent=True)
+    version = run(spectralmix, "--version", silent=True).strip()
+    if version != f"spectralmix {PYPROJECT['project']['version']}":
+        session.error(f"spectralmix --version printed {version!r}")
+    # No framework here: the command stops before Keras with one line naming the extra.
+    output = run(spectralmix, "train", "digits", silent=True, success_codes=[2])
+    if "is not installed" not in output or 'pip install -e ".[' not in output:
+        session.error(f"spectralmix train digits without a framework printed: {output}")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
@@ -82,14 +144,30 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "-d", "site", *session.posargs)
 
 
+def _backend_option(session: nox.Session, args: list[str]) -> str:
+    """The value of `--backend B` or `--backend=B` in `args` (default jax); a missing or
+    unknown value ends the session with an error naming it."""
+    backend = "jax"
+    for i, arg in enumerate(args):
+        if arg == "--backend":
+            if i + 1 == len(args) or args[i + 1].startswith("-"):
+                session.error(
+                    f"--backend needs a value, one of {BACKENDS}. Received: --backend with none"
+                )
+            backend = args[i + 1]
+        elif arg.startswith("--backend="):
+            backend = arg.partition("=")[2]
+    if backend not in BACKENDS:
+        session.error(f"--backend must be one of {BACKENDS}. Received: --backend {backend!r}")
+    return backend
+
+
 @nox.session
 def demo(session: nox.Session) -> None:
     """Main job: train a small FFTNet on scikit-learn's handwritten digits and print its test
     accuracy. `nox -s demo -- --backend torch` picks the framework (default jax)."""
     args = list(session.posargs)
-    backend = args[args.index("--backend") + 1] if "--backend" in args else "jax"
-    if backend not in BACKENDS:
-        session.error(f"--backend must be one of {BACKENDS}. Received: --backend {backend}")
+    backend = _backend_option(session, args)
     _install(session, backend)
     session.install("scikit-learn>=1.4")
     session.run("spectralmix", "train", "digits", *args, env={"KERAS_BACKEND": backend})

@@ -146,10 +146,11 @@ def test_model_worker():
     assert ("FFTNetClassifier", "fnet") in mixers
 
 
-def test_plot_and_ratio_table(tmp_path):
-    pytest.importorskip("matplotlib")
+def test_plot_and_ratio_table(tmp_path, monkeypatch):
     sys.path.insert(0, BENCH)
     import plot
+
+    monkeypatch.setattr(plot, "DOCS_IMG", str(tmp_path / "img"))  # not the docs' own figures
 
     rows = [
         {
@@ -172,6 +173,13 @@ def test_plot_and_ratio_table(tmp_path):
     table = plot.ratio_table(str(path))
     assert "| 1024 |" in table
     assert "1.00x" in table
+    # matplotlib (a test dependency) draws the time and memory figures as PNG files.
+    written = plot.plot(str(path))
+    names = ["layers-smoke-time.png", "layers-smoke-memory.png"]
+    assert written == [str(tmp_path / "img" / name) for name in names]
+    for figure in written:
+        with open(figure, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
     models = tmp_path / "models-smoke.json"
     vit = "fftnet_vit_base_patch16_224 (12 blocks)"
