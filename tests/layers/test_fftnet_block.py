@@ -179,3 +179,72 @@ def test_modrelu_epsilon_reaches_the_mixer_and_old_configs_load_exact():
     assert FFTNetBlock.from_config(block.get_config()).modrelu_epsilon == 0.25
     legacy = {k: v for k, v in block.get_config().items() if k != "modrelu_epsilon"}
     assert FFTNetBlock.from_config(legacy).modrelu_epsilon == 0.0
+
+
+def _authors_block(x, p, *, num_heads, variant, double_residual=True):
+    """The authors' PyTorch FFTNet block (jacobfa/fft), written out in NumPy from its formulas:
+    v1 (`fftnet_modules.py`, the commit before the paper's v1): the mixer returns
+    `LN(x + irfft(modReLU(F · (W_base + tanh(MLP(mean x))))))`, modReLU dividing by
+    `clamp(|z|, min=1e-3)`; the block adds `MLP(LN(·))`. v2 (`imgnet/fftnet_modules.py`): the
+    mixer pre-norms, filters `F · W_base (1 + s) + (b + t)`, applies `GELU(|z|) / (|z| + 1e-6)`
+    and returns `x + y`; the block adds `x` again, `x + mixer(x)`, then `MLP(LN(·))`."""
+    erf = np.vectorize(__import__("math").erf)
+
+    def gelu(v):
+        return 0.5 * v * (1 + erf(v / np.sqrt(2)))
+
+    def norm(v, gamma, beta):
+        mean, var = v.mean(-1, keepdims=True), v.var(-1, keepdims=True)
+        return (v - mean) / np.sqrt(var + 1e-5) * gamma + beta
+
+    def mixer(v):
+        b, n, d = v.shape
+        m = p["mixer"]
+        heads = v.reshape(b, n, num_heads, d // num_heads).transpose(0, 2, 1, 3)
+        spectrum = np.fft.rfft(heads, axis=2, norm="ortho")  # (B, H, K, d)
+        mod = gelu(v.mean(1) @ m["context_kernel"] + m["context_bias"])
+        mod = mod @ m["modulation_kernel"] + m["modulation_bias"]
+        k = n // 2 + 1
+        if variant == "v1":
+            w = m["base_filter"][None, :, :, None] + np.tanh(mod.reshape(b, num_heads, k, 1))
+            z = spectrum * w
+            z = (
+                z
+                * np.maximum(np.abs(z) + m["bias"][None, :, :, None], 0)
+                / np.maximum(np.abs(z), 1e-3)
+            )
+        else:
+            mod = mod.reshape(b, num_heads, k, 2)
+            w = m["base_filter"][None, :, :, None] * (1 + mod[..., 0:1])
+            z = spectrum * w + (m["bias"][None, :, :, None] + mod[..., 1:2])
+            z = z * gelu(np.abs(z)) / (np.abs(z) + 1e-6)
+        y = np.fft.irfft(z, n=n, axis=2, norm="ortho").transpose(0, 2, 1, 3).reshape(b, n, d)
+        return y
+
+    (k1, b1), (k2, b2) = p["mlp"]
+
+    def mlp(v):
+        return gelu(v @ k1 + b1) @ k2 + b2
+
+    if variant == "v1":
+        h = norm(x + mixer(x), *p["norm1"])
+    else:
+        h = x + mixer(norm(x, *p["norm1"]))
+        h = h + x if double_residual else h  # their mixer's `x + y`, then the block's `x + ·`
+    return h + mlp(norm(h, *p["norm2"]))
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_fidelity_to_the_authors_block(rng, variant):
+    """v1 with the default modrelu_epsilon = 1e-3 is the authors' v1 block; v2 is the authors'
+    later block less the duplicated residual `x` (their mixer returns `x + y` and their block
+    adds `x` again), and with GELU(|z|) / |z| instead of GELU(|z|) / (|z| + 1e-6)."""
+    block = _perturbed_block(rng, variant=variant)
+    x = rng.standard_normal((2, 10, 8))
+    params = _oracle_params(block)
+    ours = to_numpy(block(x.astype("float32")))
+    authors = _authors_block(x, params, num_heads=2, variant=variant, double_residual=False)
+    assert_close(ours, authors, "float32_model", scale=True)
+    if variant == "v2":
+        doubled = _authors_block(x, params, num_heads=2, variant=variant)
+        assert np.abs(doubled - ours).max() > 0.1
