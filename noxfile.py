@@ -12,6 +12,8 @@ nox.options.sessions = ["lint", "tests", "equivalence"]
 nox.options.reuse_venv = "yes"
 
 BACKENDS = ["jax", "tensorflow", "torch"]
+#: pytest-xdist: one worker per core, at most 4 (each worker imports its framework: ~1 GB).
+PARALLEL = ["--numprocesses=auto", "--maxprocesses=4"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
@@ -25,10 +27,12 @@ def _install(session: nox.Session, requirements: str, *groups: str) -> None:
 @nox.session
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
-    """The test suite on one Keras backend (`nox -s tests` runs jax, tensorflow and torch)."""
+    """The test suite on one Keras backend (`nox -s tests` runs jax, tensorflow and torch), on
+    up to 4 processes. Tests marked slow run only with SPECTRALMIX_RUN_SLOW=1 (CI sets it)."""
     _install(session, backend, "test")
     session.run(
         "pytest",
+        *PARALLEL,
         "-m",
         "not equivalence and not distributed and not export",
         *session.posargs,
@@ -41,7 +45,7 @@ def equivalence(session: nox.Session) -> None:
     """Cross-backend checks: a .keras file saved under each backend loads under the other two
     with the same outputs and gradients (all three frameworks in one environment)."""
     _install(session, "all", "test")
-    session.run("pytest", "-m", "equivalence", *session.posargs)
+    session.run("pytest", *PARALLEL, "-m", "equivalence", *session.posargs)
 
 
 @nox.session

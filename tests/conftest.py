@@ -7,6 +7,19 @@ import keras
 import numpy as np
 import pytest
 
+#: Tests marked `slow` (20 s or more on a 2-core CPU each) run only with this set to 1: CI sets
+#: it (`.ci/run`), so everything is tested there, and the README's command stays short.
+RUN_SLOW = os.environ.get("SPECTRALMIX_RUN_SLOW") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow: set SPECTRALMIX_RUN_SLOW=1 to run it (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture(autouse=True)
 def _seeded():

@@ -47,9 +47,9 @@ def value_and_grads(layer: keras.layers.Layer, x: np.ndarray, cotangent: np.ndar
             y, _ = layer.stateless_call(tv, non_trainable, xx, **call_kwargs)
             return (y * cotangent).sum(), y
 
-        (_, y), (gx, gw) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-            jax.numpy.asarray(x), trainable
-        )
+        # jit: one compilation instead of one per primitive (see `jax_jit`).
+        value_and_grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+        (_, y), (gx, gw) = value_and_grad(jax.numpy.asarray(x), trainable)
         return to_numpy(y), to_numpy(gx), [to_numpy(g) for g in gw]
     if BACKEND == "tensorflow":
         import tensorflow as tf
@@ -177,6 +177,18 @@ def run_layer_test(
         assert np.isfinite(loss)
 
 
+def jax_jit(fn: Callable) -> Callable:
+    """`jax.jit(fn)` on JAX, `fn` elsewhere: for pure functions of tensors called once per
+    shape. Eager JAX compiles every primitive for every new shape (about a second per call of
+    a spectral core); one compilation of the whole function takes a fraction of that. TF and
+    torch run eagerly with no such cost."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
+
 def grad_of(fn: Callable, args: Sequence[np.ndarray], cotangent: np.ndarray, framework: str):
     """Gradients of `sum(fn(*args) * cotangent)` w.r.t. every argument, using `framework`'s own
     autodiff on its native tensors (float32 unless the arguments are float64)."""
@@ -187,7 +199,10 @@ def grad_of(fn: Callable, args: Sequence[np.ndarray], cotangent: np.ndarray, fra
         def loss(*a):
             return jnp.sum(fn(*a) * jnp.asarray(cotangent, a[0].dtype))
 
-        grads = jax.grad(loss, argnums=tuple(range(len(args))))(*[jnp.asarray(a) for a in args])
+        # One XLA compilation of the whole gradient: eager JAX would compile every primitive
+        # for every new shape, several seconds per test.
+        grad_fn = jax.jit(jax.grad(loss, argnums=tuple(range(len(args)))))
+        grads = grad_fn(*[jnp.asarray(a) for a in args])
         return [np.asarray(g) for g in grads]
     if framework == "tensorflow":
         import tensorflow as tf

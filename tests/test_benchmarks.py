@@ -137,6 +137,7 @@ def test_layer_worker_records_over_budget_instead_of_dropping():
     assert [row["status"] for row in out["rows"]] == ["ok", "over_budget"]
 
 
+@pytest.mark.slow
 def test_model_worker():
     out = _worker(
         "bench_models.py", "--vit-layers", "1", "--lengths", "32", "--steps", "1", "--batch", "2"

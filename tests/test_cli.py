@@ -63,6 +63,7 @@ def _last_json_line(process: subprocess.Popen) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_listops_run_killed_mid_epoch_resumes_without_losing_checkpointed_work(
     tiny_listops_dir, tmp_path
 ):

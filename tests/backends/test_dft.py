@@ -10,7 +10,7 @@ import pytest
 from spectralmix import reference as R
 from spectralmix.backends import dft, get_backend, spectral_core
 from tests.backends.shim_checks import KerasOpsShimChecks
-from tests.helpers import BACKEND, assert_close, grad_of
+from tests.helpers import BACKEND, assert_close, grad_of, jax_jit
 from tests.tolerances import TOLERANCES
 
 
@@ -64,8 +64,8 @@ def test_values_and_gradients_equal_the_fft_core(rng, activation, length):
     cotangent = rng.standard_normal(args[0].shape).astype("float32")
     native = get_backend(BACKEND)
     tensors = [keras.ops.convert_to_tensor(a) for a in args]
-    expected = keras.ops.convert_to_numpy(_core_fn(native, activation)(*tensors))
-    assert_close(_core_fn(dft, activation)(*tensors), expected)
+    expected = keras.ops.convert_to_numpy(jax_jit(_core_fn(native, activation))(*tensors))
+    assert_close(jax_jit(_core_fn(dft, activation))(*tensors), expected)
     want = grad_of(_core_fn(native, activation), args, cotangent, BACKEND)
     got = grad_of(_core_fn(dft, activation), args, cotangent, BACKEND)
     for g, w in zip(got, want, strict=True):
@@ -89,8 +89,8 @@ def test_fft_and_dft_agree_on_exact_zero_bins_with_the_default_epsilon(rng, leng
     native, args = get_backend(BACKEND), [x, scale, shift]
     tensors = [keras.ops.convert_to_tensor(a) for a in args]
     tol = TOLERANCES["float32_op"] * (2 + bias / epsilon)
-    want = keras.ops.convert_to_numpy(_core_fn(native, "modrelu", epsilon)(*tensors))
-    got = keras.ops.convert_to_numpy(_core_fn(dft, "modrelu", epsilon)(*tensors))
+    want = keras.ops.convert_to_numpy(jax_jit(_core_fn(native, "modrelu", epsilon))(*tensors))
+    got = keras.ops.convert_to_numpy(jax_jit(_core_fn(dft, "modrelu", epsilon))(*tensors))
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     want = grad_of(_core_fn(native, "modrelu", epsilon), args, cotangent, BACKEND)
     got = grad_of(_core_fn(dft, "modrelu", epsilon), args, cotangent, BACKEND)

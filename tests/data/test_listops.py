@@ -64,17 +64,23 @@ def test_malformed_files_name_the_problem(tmp_path, content, message):
 ROWS = b"Source\tTarget\n( ( [MIN 3 ) 4 ] )\t3\n( ( ( [SM 7 ) 8 ) ] )\t5\n"
 
 
+def _gz(data: bytes) -> bytes:
+    # mtime=0: the same bytes in every process (pytest-xdist workers must collect equal ids).
+    return gzip.compress(data, mtime=0)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         ("a.tsv.gz", ROWS, "is not a readable gzip file"),  # plain text named .gz
-        ("a.tsv.gz", gzip.compress(ROWS)[:-12], "is not a readable gzip file"),  # truncated
-        ("a.tsv.gz", gzip.compress(ROWS)[:12] + b"\0" * 40, "is not a readable gzip file"),
-        ("a.tsv", gzip.compress(ROWS), "is gzip-compressed but its name does not end in '.gz'"),
+        ("a.tsv.gz", _gz(ROWS)[:-12], "is not a readable gzip file"),  # truncated
+        ("a.tsv.gz", _gz(ROWS)[:12] + b"\0" * 40, "is not a readable gzip file"),
+        ("a.tsv", _gz(ROWS), "is gzip-compressed but its name does not end in '.gz'"),
         ("a.tsv", ROWS + b"( [MAX 1 \xff ] )\t1\n", "line 4 is not UTF-8 text: byte b'\\xff'"),
-        ("a.tsv.gz", gzip.compress(ROWS.replace(b"[SM", b"[S\xc3")), "line 3 is not UTF-8"),
+        ("a.tsv.gz", _gz(ROWS.replace(b"[SM", b"[S\xc3")), "line 3 is not UTF-8"),
         ("a.tsv", ROWS + b"( [MAX 1 x ] )\t1\n", "line 4: Unknown ListOps token 'x'"),
     ],
+    ids=["text-as-gz", "truncated", "corrupt", "gz-not-named", "bad-byte", "bad-byte-gz", "token"],
 )
 def test_unreadable_files_raise_one_line_naming_the_file(tmp_path, name, content, message):
     path = tmp_path / name

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from spectralmix.tasks import digits
 
@@ -16,6 +17,7 @@ def test_split_is_fixed_and_images_are_unchanged():
     assert any(np.allclose(x_train[0, ..., 0], img) for img in images)
 
 
+@pytest.mark.slow
 def test_short_training_learns_beyond_chance():
     metrics = digits.train(epochs=3, verbose=0)
     # 10 balanced classes: chance is 0.1. Three epochs already reach far beyond it.

@@ -36,6 +36,7 @@ def test_shipped_weights_load_and_differ_from_a_fresh_model():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_shipped_model_scores_what_its_training_run_reported_on_every_backend(
     shared_listops_dir,
 ):
