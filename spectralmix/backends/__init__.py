@@ -36,13 +36,21 @@ class SpectralBackend(Protocol):
     name: str
 
     def spectral_filter(
-        self, x: Tensor, scale: Tensor, shift: Tensor, *, num_heads: int, activation: Activation
+        self,
+        x: Tensor,
+        scale: Tensor,
+        shift: Tensor,
+        *,
+        num_heads: int,
+        activation: Activation,
+        epsilon: float = 0.0,
     ) -> Tensor:
         """Filter `x` `(B, N, D)` per head in the frequency domain; returns `(B, N, D)`.
 
         `F = rfft(x, tokens, norm="ortho")` split into `num_heads` heads of `D / H` channels;
         `scale` and `shift` are real `(B or 1, H, N // 2 + 1)`, broadcast over a head's
-        channels. `activation="modrelu"`: `Z = modReLU(F · scale)` with bias `shift`;
+        channels. `activation="modrelu"`: `Z = ReLU(|G| + shift) · G / max(|G|, epsilon)`
+        with `G = F · scale` (`epsilon = 0`: the exact form, 0 at `G = 0`);
         `activation="gelu"`: `Z = GELU(|G|) · G / |G|` with `G = F · scale + shift`.
         Returns `irfft(Z, n=N, norm="ortho")` with heads merged. Finite values and gradients
         at `G = 0`.
