@@ -17,9 +17,8 @@ import math
 import os
 import sys
 
+#: Keras backends with a framework to install; each is imported, and has a pip extra, by its name.
 BACKENDS = ("jax", "tensorflow", "torch")
-#: The module each backend's framework is imported as (its pip extra has the backend's name).
-FRAMEWORK_MODULES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch"}
 TOKEN_MIXERS = ("fftnet", "fnet", "attention")
 
 
@@ -235,7 +234,7 @@ def _configure_devices(args: argparse.Namespace) -> None:
 def _installed(backend: str) -> bool:
     """Whether `backend`'s framework can be imported, found without importing it."""
     try:
-        return importlib.util.find_spec(FRAMEWORK_MODULES[backend]) is not None
+        return importlib.util.find_spec(backend) is not None
     except ValueError:  # imported already, without a spec: it is there
         return True
 
@@ -264,7 +263,7 @@ def _select_backend(args: argparse.Namespace) -> None:
     else:
         backend, origin = _keras_default_backend()
         chosen_by = f"With no --backend and no KERAS_BACKEND, Keras uses {backend} ({origin}); it"
-    if backend in FRAMEWORK_MODULES and not _installed(backend):
+    if backend in BACKENDS and not _installed(backend):
         installed = [b for b in BACKENDS if _installed(b)]
         hint = (
             f"pass --backend {installed[0]} (installed: {', '.join(installed)}) or install it"
@@ -272,7 +271,7 @@ def _select_backend(args: argparse.Namespace) -> None:
             else "no framework is installed; install one"
         )
         raise ValueError(
-            f"{chosen_by} needs {FRAMEWORK_MODULES[backend]}, which is not installed: {hint} "
+            f"{chosen_by} needs {backend}, which is not installed: {hint} "
             f'with pip install -e ".[{backend}]" in a clone of spectralmix'
         )
     if args.backend:
