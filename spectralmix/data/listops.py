@@ -297,58 +297,29 @@ def bucketed_dataset(
     augment: bool = False,
 ):
     """Length-bucketed `(token_ids, labels)` batches as a `keras.utils.PyDataset`, which
-    `fit`, `evaluate` and `predict` accept on every backend.
+    `fit`, `evaluate` and `predict` accept on every backend (`spectralmix.data.batches.dataset`).
 
     With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e` (reshuffled in
     `on_epoch_end`), so a run resumed at `start_epoch` sees the same batches as an
     uninterrupted one. `multiple_of`: see `make_batches`. With `augment`, every example's
     arguments are reordered (`permute_arguments`), seeded by `(seed, epoch, batch index)`.
     """
-    import keras
+    from spectralmix.data import batches
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
-        )
-    bounds = bucket_bounds(max(MAX_LENGTH, int(data.lengths.max(initial=1))), step)
-
-    class BucketedListOps(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = start_epoch
-            self._plan()
-
-        def _plan(self):
-            self.batches = make_batches(
-                data.lengths,
-                batch_size,
-                bounds=bounds,
-                shuffle=shuffle,
-                seed=seed + self.epoch,
-                multiple_of=multiple_of,
-            )
-
-        def __len__(self):
-            return len(self.batches)
-
-        def __getitem__(self, index):
-            length, members = self.batches[index]
-            sequences = [data.token_ids[i] for i in members]
-            if augment:
-                rng = np.random.default_rng([seed, self.epoch, index])
-                sequences = [permute_arguments(ids, rng) for ids in sequences]
-            return pad(sequences, length), data.labels[members]
-
-        def on_epoch_end(self):
-            if shuffle:
-                self.epoch += 1
-                self._plan()
-
-    return BucketedListOps()
+    return batches.dataset(
+        data,
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        start_epoch=start_epoch,
+        step=step,
+        multiple_of=multiple_of,
+        augment=permute_arguments if augment else None,
+    )
 
 
 def iter_batches(data: ListOps, batch_size: int, step: int = 128) -> Iterator[tuple]:
     """Bucketed `(token_ids, labels)` numpy batches in bucket order (for evaluation loops)."""
-    bounds = bucket_bounds(max(MAX_LENGTH, int(data.lengths.max(initial=1))), step)
-    for length, members in make_batches(data.lengths, batch_size, bounds=bounds):
-        yield pad([data.token_ids[i] for i in members], length), data.labels[members]
+    from spectralmix.data import batches
+
+    return batches.iter_batches(data, batch_size, step)

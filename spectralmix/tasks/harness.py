@@ -1,0 +1,372 @@
+"""One training harness for every task: train, checkpoint, resume, budget and evaluate.
+
+A task (`Task`) says where its splits come from, how to build its model for a token mixer
+and its default sizes; everything else is here, once: AdamW with warm-up and cosine decay,
+seeded and resumable batches, an epoch checkpoint (`spectralmix.tasks.checkpointing`), the
+CPU budget, gradient accumulation, model selection on the validation split, and the test
+split scored once, at the end, with a 95% Wilson interval.
+
+Splits are `spectralmix.data.batches` data: `SequenceData` (bucketed by length) or
+`ArrayData` (fixed shape).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from spectralmix.data.batches import ArrayData, Data, SequenceData, dataset, iter_batches
+
+__all__ = [
+    "MODELS",
+    "ArrayData",
+    "SequenceData",
+    "Task",
+    "compile_model",
+    "count_correct",
+    "scored",
+    "train",
+    "wilson_interval",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the harness needs to know about a task.
+
+    Attributes:
+        name: the task's name (`"listops"`, `"image"`, ...).
+        load: `load(limit)` returns `{"train", "val", "test"}` splits (`Data`); `limit`
+            (or None) keeps only the first `limit` examples of each (smoke runs).
+        build_model: `build_model(model, **options)` returns an uncompiled Keras model of
+            logits for token mixer `model` (`"fftnet"`, `"fnet"`, `"attention"`).
+        model_defaults: the default `options` of `build_model`.
+        train_defaults: default `epochs`, `batch_size`, `learning_rate`, `warmup_steps`,
+            `weight_decay` (and `augment`, where the task has an augmentation).
+        sequence_length: the longest sequence the token mixer sees (for the table and for
+            planning attention's memory).
+        augment: `augment(example, rng)` returns a label-preserving variant of one training
+            example (a sequence's ids or one input array), or None.
+        bucket_step: width of the length buckets of `SequenceData` batches.
+        source: facts about the data (paths, seeds), stored in the run's arguments.
+    """
+
+    name: str
+    load: Callable[[int | None], dict[str, Data]]
+    build_model: Callable[..., Any]
+    model_defaults: Mapping[str, Any]
+    train_defaults: Mapping[str, Any]
+    sequence_length: int
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    bucket_step: int = 128
+    source: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+MODELS = ("fftnet", "attention", "fnet")
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval for a binomial proportion `successes / n`.
+
+    With `p = successes / n` and `z` the two-sided normal quantile of `confidence` (1.96 for
+    95%), the bounds are `(p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)`. Unlike the
+    normal approximation `p ± z·sqrt(p(1-p)/n)`, it stays inside [0, 1] and keeps its coverage
+    near 0 and 1.
+
+    Examples:
+        >>> [round(b, 4) for b in wilson_interval(5, 10)]
+        [0.2366, 0.7634]
+    """
+    for name, value in (("successes", successes), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int. Received: {name}={value!r}")
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(
+            f"Need n >= 1 and 0 <= successes <= n. Received: successes={successes}, n={n}"
+        )
+    if isinstance(confidence, bool) or not (
+        isinstance(confidence, int | float) and 0 < confidence < 1
+    ):
+        raise ValueError(f"confidence must be in (0, 1). Received: confidence={confidence!r}")
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    # At p = 0 (p = 1) the lower (upper) bound is exactly 0 (1); rounding would miss it.
+    low = 0.0 if successes == 0 else center - half
+    high = 1.0 if successes == n else center + half
+    return low, high
+
+
+def count_correct(model, data: Data, batch_size: int = 64, step: int = 128) -> int:
+    """How many examples of `data` `model` (logits) classifies correctly."""
+    correct = 0
+    for inputs, labels in iter_batches(data, batch_size, step):
+        logits = np.asarray(model.predict_on_batch(inputs))
+        correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
+    return correct
+
+
+def scored(correct: int, n: int) -> dict[str, Any]:
+    """`{"accuracy", "n", "correct", "ci95"}`: the accuracy with its 95% Wilson interval."""
+    if n == 0:
+        raise ValueError("No examples to score. Received: n=0")
+    low, high = wilson_interval(correct, n)
+    return {
+        "accuracy": round(correct / n, 4),
+        "n": n,
+        "correct": correct,
+        "ci95": [round(low, 4), round(high, 4)],
+    }
+
+
+def compile_model(model, *, total_steps, learning_rate, warmup_steps, weight_decay, accumulate=1):
+    """AdamW with linear warm-up then cosine decay to 0 over `total_steps` optimizer updates,
+    gradient clipping at norm 1, cross-entropy on logits, accuracy. With `accumulate` > 1 the
+    optimizer sums the gradients of that many batches before each update
+    (`gradient_accumulation_steps`): a smaller batch per step, the same batch per update."""
+    import keras
+
+    warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0,
+        decay_steps=max(total_steps - warmup_steps, 1),
+        warmup_target=learning_rate,
+        warmup_steps=warmup_steps,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            schedule,
+            weight_decay=weight_decay,
+            clipnorm=1.0,
+            gradient_accumulation_steps=accumulate if accumulate > 1 else None,
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _positive_number(name: str, value, *, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not (
+        isinstance(value, int | float) and math.isfinite(value) and value > 0
+    ):
+        suffix = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be positive{suffix}. Received: {name}={value!r}")
+    return value
+
+
+def train(
+    task: Task,
+    out: str | os.PathLike,
+    *,
+    model: str = "fftnet",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    warmup_steps: int | None = None,
+    weight_decay: float | None = None,
+    augment: bool | None = None,
+    accumulate: int = 1,
+    resume: bool = False,
+    cpu_budget: float | None = None,
+    distribute: str | None = None,
+    num_devices: int | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    verbose: int | str = 1,
+    model_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Trains `task`'s model on its train split, validates each epoch, checkpoints into
+    `out`, and returns (and writes to `OUT/metrics.json`) the test metrics of the best epoch.
+
+    Training arguments left as None take `task.train_defaults`.
+
+    Args:
+        task: the task (`Task`).
+        out: run directory (checkpoints, `state.json`, `best.keras`, `metrics.json`).
+        model: token mixer, `"fftnet"`, `"attention"` or `"fnet"`.
+        augment: apply `task.augment` to every training example, anew each epoch.
+        accumulate: batches of `batch_size / accumulate` examples per step, with their
+            gradients summed over `accumulate` steps before each optimizer update (the same
+            update as one batch of `batch_size`, in less memory). Must divide `batch_size`.
+        resume: continue the run in `out` from its last checkpoint. Without it, `out` must
+            not hold a run already.
+        cpu_budget: stop training once it has used this many CPU seconds (process time over
+            all threads, resumes included); the partial epoch is validated and checkpointed.
+            Gives models of different speed the same compute in a comparison.
+        distribute: `"data"` or `"model"` to train on several devices through
+            `spectralmix.distribute.distribution_scope` (JAX, TensorFlow; the devices must be
+            configured first, see `spectralmix.distribute.configure_devices`). Under `"data"`
+            every batch holds a multiple of `num_devices` examples.
+        num_devices: devices for `distribute` (default: all).
+        limit: use only the first `limit` examples of each split (smoke runs).
+        model_options: overrides of `task.model_defaults`.
+    """
+    import keras
+
+    import spectralmix.models  # noqa: F401  (registers the classes that checkpoints name)
+    from spectralmix.layers import _checks
+    from spectralmix.tasks import checkpointing
+
+    defaults = dict(task.train_defaults)
+    epochs = _checks.positive_int("epochs", defaults["epochs"] if epochs is None else epochs)
+    batch_size = _checks.positive_int(
+        "batch_size", defaults["batch_size"] if batch_size is None else batch_size
+    )
+    learning_rate = _positive_number(
+        "learning_rate", defaults["learning_rate"] if learning_rate is None else learning_rate
+    )
+    warmup_steps = defaults["warmup_steps"] if warmup_steps is None else warmup_steps
+    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
+    augment = bool(defaults.get("augment", False) if augment is None else augment)
+    if augment and task.augment is None:
+        raise ValueError(f"The {task.name} task has no augmentation. Received: augment=True")
+    model = _checks.choice("model", model, MODELS)
+    accumulate = _checks.positive_int("accumulate", accumulate)
+    if batch_size % accumulate:
+        raise ValueError(
+            "accumulate must divide batch_size. "
+            f"Received: accumulate={accumulate}, batch_size={batch_size}"
+        )
+    cpu_budget = _positive_number("cpu_budget", cpu_budget, allow_none=True)
+    out = os.fspath(out)
+    arguments = {
+        "task": task.name,
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "warmup_steps": warmup_steps,
+        "weight_decay": weight_decay,
+        "augment": augment,
+        "accumulate": accumulate,
+        "limit": limit,
+        "cpu_budget": cpu_budget,
+        "seed": seed,
+        "model_options": {**task.model_defaults, **(model_options or {})},
+        "source": dict(task.source),
+    }
+    state = checkpointing.read_state(out)
+    if state is not None and not resume:
+        raise ValueError(
+            f"out={out!r} already holds a run ({state['epochs_done']} epochs done). "
+            "Pass resume=True (--resume) to continue it, or choose another directory."
+        )
+    if state is not None and state["metadata"]["arguments"] != arguments:
+        raise ValueError(
+            f"resume=True needs the arguments of the run in {out!r}. "
+            f"Received: {arguments}; the run has {state['metadata']['arguments']}"
+        )
+
+    splits = task.load(limit)
+    step_batch = batch_size // accumulate
+    # A distribution (if any) covers building or loading the model and fitting it.
+    with contextlib.ExitStack() as scopes:
+        replicas = 1
+        if distribute is not None:
+            from spectralmix import distribute as distribute_lib
+
+            engine = scopes.enter_context(
+                distribute_lib.distribution_scope(distribute, num_devices)
+            )
+            replicas = _batch_replicas(engine)
+        train_batches = dataset(
+            splits["train"],
+            step_batch,
+            shuffle=True,
+            seed=seed,
+            start_epoch=state["epochs_done"] if state else 0,
+            step=task.bucket_step,
+            multiple_of=replicas,
+            augment=task.augment if augment else None,
+        )
+        val_batches = dataset(
+            splits["val"], max(step_batch, replicas), step=task.bucket_step, multiple_of=replicas
+        )
+        total_steps = epochs * len(train_batches) // accumulate
+
+        start_epoch = 0
+        if state is None:
+            keras.utils.set_random_seed(seed)
+            classifier = compile_model(
+                task.build_model(model, **{**task.model_defaults, **(model_options or {})}),
+                total_steps=total_steps,
+                learning_rate=learning_rate,
+                warmup_steps=warmup_steps,
+                weight_decay=weight_decay,
+                accumulate=accumulate,
+            )
+        else:
+            start_epoch = state["epochs_done"]
+            keras.utils.set_random_seed(seed + start_epoch)
+            classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
+        checkpoint = checkpointing.EpochCheckpoint(
+            out, state, monitor="val_accuracy", metadata={"arguments": arguments}
+        )
+        callbacks = [checkpoint]
+        if cpu_budget is not None:
+            callbacks.append(checkpointing.CpuBudget(checkpoint, cpu_budget))
+        if start_epoch < epochs and not (state and state["stopped_by_budget"]):
+            classifier.fit(
+                train_batches,
+                epochs=epochs,
+                initial_epoch=start_epoch,
+                validation_data=val_batches,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+    best = keras.saving.load_model(os.path.join(out, checkpointing.BEST_FILE))
+    state = checkpoint.state
+    # The test split, once, with the epoch chosen on validation.
+    test = scored(
+        count_correct(best, splits["test"], max(step_batch, 8), task.bucket_step),
+        len(splits["test"].labels),
+    )
+    metrics = {
+        "task": task.name,
+        "model": model,
+        "backend": keras.config.backend(),
+        "test_accuracy": test["accuracy"],
+        "test_correct": test["correct"],
+        "test_ci95": test["ci95"],
+        "val_accuracy": round(state["best"], 4),
+        "best_epoch": state["best_epoch"],
+        "epochs": epochs,
+        "resumed_from_epoch": start_epoch,
+        "steps": state["steps"],
+        "updates": state["steps"] // accumulate,
+        "scheduled_steps": total_steps * accumulate,
+        "stopped_by_budget": state["stopped_by_budget"],
+        "train_seconds": round(state["train_seconds"], 1),
+        "train_cpu_seconds": round(state["train_cpu_seconds"], 1),
+        "train_examples": len(splits["train"].labels),
+        "val_examples": len(splits["val"].labels),
+        "test_examples": test["n"],
+        "sequence_length": task.sequence_length,
+        "parameters": best.count_params(),
+        "arguments": arguments,
+        "distribute": distribute,
+        "replicas": replicas,
+    }
+    checkpointing.atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics))
+    return metrics
+
+
+def _batch_replicas(engine) -> int:
+    """How many ways a distribution splits each batch (JAX mesh batch axis, TF replicas)."""
+    if hasattr(engine, "num_replicas_in_sync"):
+        return int(engine.num_replicas_in_sync)
+    mesh = engine.device_mesh
+    return int(mesh.shape[list(mesh.axis_names).index(engine.batch_dim_name)])
