@@ -7,8 +7,12 @@ import keras
 import pytest
 
 MODULES = [
+    "spectralmix.data.fashion_mnist",
     "spectralmix.data.listops",
     "spectralmix.data.listops_generator",
+    "spectralmix.data.pathfinder",
+    "spectralmix.data.spam_assassin",
+    "spectralmix.data.tokens",
     "spectralmix.distribute",
     "spectralmix.flops",
     "spectralmix.layers.adaptive_spectral_filter",
@@ -23,7 +27,7 @@ MODULES = [
     "spectralmix.models.fftnet_vit.fftnet_vit_backbone",
     "spectralmix.models.fftnet_vit.fftnet_vit_image_classifier",
     "spectralmix.models.fftnet_vit.fftnet_vit_layers",
-    "spectralmix.tasks.listops",
+    "spectralmix.tasks.harness",
 ]
 
 

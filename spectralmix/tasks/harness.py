@@ -33,6 +33,7 @@ __all__ = [
     "compile_model",
     "count_correct",
     "scored",
+    "sequence_classifier",
     "train",
     "wilson_interval",
 ]
@@ -57,6 +58,8 @@ class Task:
             example (a sequence's ids or one input array), or None.
         bucket_step: width of the length buckets of `SequenceData` batches.
         source: facts about the data (paths, seeds), stored in the run's arguments.
+        describe: `describe(splits)` returns facts about the loaded splits (e.g. how many
+            documents were cut to length), reported as the metrics' `data`; or None.
     """
 
     name: str
@@ -68,9 +71,26 @@ class Task:
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
     bucket_step: int = 128
     source: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    describe: Callable[[dict[str, Data]], dict[str, Any]] | None = None
 
 
 MODELS = ("fftnet", "attention", "fnet")
+#: The model size and training that the arena's token-sequence tasks share (pathfinder, image,
+#: text): small enough for a few hundred updates in minutes of a 2-core CPU.
+SMALL_MODEL: dict[str, Any] = {
+    "hidden_dim": 32,
+    "num_layers": 2,
+    "num_heads": 4,
+    "mlp_ratio": 2.0,
+    "dropout": 0.0,
+}
+SHORT_TRAINING: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "warmup_steps": 100,
+    "weight_decay": 0.05,
+}
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -105,6 +125,27 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     low = 0.0 if successes == 0 else center - half
     high = 1.0 if successes == n else center + half
     return low, high
+
+
+def sequence_classifier(task_name: str, *, vocabulary_size: int, num_classes: int, length: int):
+    """A `build_model(model, **options)` for `Task`: an `FFTNetClassifier` over token ids
+    (`vocabulary_size` ids, 0 the padding) whose token mixer is `model`."""
+
+    def build_model(model: str = "fftnet", **options):
+        from spectralmix.layers import _checks
+        from spectralmix.models import FFTNetClassifier
+
+        model = _checks.choice("model", model, MODELS)
+        return FFTNetClassifier(
+            vocabulary_size=vocabulary_size,
+            num_classes=num_classes,
+            max_sequence_length=length,
+            token_mixer=model,
+            name=f"{task_name}_{model}",
+            **options,
+        )
+
+    return build_model
 
 
 def count_correct(model, data: Data, batch_size: int = 64, step: int = 128) -> int:
@@ -143,6 +184,10 @@ def compile_model(model, *, total_steps, learning_rate, warmup_steps, weight_dec
         warmup_target=learning_rate,
         warmup_steps=warmup_steps,
     )
+    if accumulate > 1:
+        from spectralmix.tasks.checkpointing import PerUpdate
+
+        schedule = PerUpdate(schedule, accumulate)
     model.compile(
         optimizer=keras.optimizers.AdamW(
             schedule,
@@ -355,6 +400,7 @@ def train(
         "val_examples": len(splits["val"].labels),
         "test_examples": test["n"],
         "sequence_length": task.sequence_length,
+        "data": task.describe(splits) if task.describe else None,
         "parameters": best.count_params(),
         "arguments": arguments,
         "distribute": distribute,

@@ -44,21 +44,17 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+_build = harness.sequence_classifier(
+    "listops",
+    vocabulary_size=data_lib.VOCABULARY_SIZE,
+    num_classes=data_lib.NUM_CLASSES,
+    length=data_lib.MAX_LENGTH,
+)
+
+
 def build_model(model: str = "fftnet", **overrides):
     """An uncompiled `FFTNetClassifier` of the harness size with `model`'s token mixer."""
-    from spectralmix.layers import _checks
-    from spectralmix.models import FFTNetClassifier
-
-    model = _checks.choice("model", model, MODELS)
-    config = {**MODEL_DEFAULTS, **overrides}
-    return FFTNetClassifier(
-        vocabulary_size=data_lib.VOCABULARY_SIZE,
-        num_classes=data_lib.NUM_CLASSES,
-        max_sequence_length=data_lib.MAX_LENGTH,
-        token_mixer=model,
-        name=f"listops_{model}",
-        **config,
-    )
+    return _build(model, **{**MODEL_DEFAULTS, **overrides})
 
 
 def task(data: str | os.PathLike) -> harness.Task:

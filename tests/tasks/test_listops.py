@@ -89,52 +89,6 @@ def test_cpu_budget_stops_mid_epoch_and_the_stop_is_checkpointed(tiny_listops_di
     assert resumed["steps"] == 1  # a stopped run stays stopped
 
 
-@pytest.mark.parametrize(
-    ("successes", "n", "expected"),
-    [
-        # By hand, z = 1.959964: at 0/n the upper bound is z²/(n + z²), at n/n the lower bound
-        # is n/(n + z²); at 5/10 the centre is 0.5 and the half-width
-        # z·sqrt(0.025 + z²/400)/(1 + z²/10) = 0.26340.
-        (0, 10, (0.0, 0.277533)),
-        (10, 10, (0.722467, 1.0)),
-        (5, 10, (0.236593, 0.763407)),
-        # 767/2000 (the shipped preset's test score): p = 0.3835, z²/n = 0.00192072,
-        # centre (0.3835 + 0.00096036)/1.00192072 = 0.383723, half-width 0.021291.
-        (767, 2000, (0.362433, 0.405014)),
-    ],
-)
-def test_wilson_interval_matches_hand_computed_bounds(successes, n, expected):
-    low, high = listops.wilson_interval(successes, n)
-    assert low == pytest.approx(expected[0], abs=1e-6)
-    assert high == pytest.approx(expected[1], abs=1e-6)
-
-
-@pytest.mark.parametrize(("successes", "n"), [(0, 1), (3, 7), (767, 2000), (1999, 2000)])
-@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
-def test_wilson_interval_matches_scipy(successes, n, confidence):
-    from scipy.stats import binomtest
-
-    want = binomtest(successes, n).proportion_ci(confidence, method="wilson")
-    got = listops.wilson_interval(successes, n, confidence)
-    np.testing.assert_allclose(got, (want.low, want.high), rtol=0, atol=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("args", "error", "message"),
-    [
-        ((3, 0), ValueError, "n=0"),
-        ((4, 3), ValueError, "successes=4"),
-        ((-1, 3), ValueError, "successes=-1"),
-        ((1.0, 3), TypeError, "successes=1.0"),
-        ((1, True), TypeError, "n=True"),
-        ((1, 3, 1.5), ValueError, "confidence=1.5"),
-    ],
-)
-def test_wilson_interval_rejects_bad_arguments(args, error, message):
-    with pytest.raises(error, match=message):
-        listops.wilson_interval(*args)
-
-
 def test_generated_evaluation_data_is_seeded_and_scored(tmp_path):
     from spectralmix.data import listops_generator
 
