@@ -4,6 +4,8 @@
     spectralmix train listops --data DIR --model fftnet|attention|fnet [--out RUN] [--resume]
     spectralmix evaluate (--preset NAME | --model PATH.keras) (--data FILE.tsv[.gz] | --generate N)
     spectralmix data listops --out DIR [--seed 0]
+    spectralmix data pathfinder --out DIR [--difficulty easy|hard] [--size 32] [--seed 0]
+    spectralmix arena --tasks T... --models M... --cpu-budget SECONDS --out DIR [--backend B]
 
 Training prints Keras's progress bar; the last line of output is one JSON object of metrics.
 """
@@ -67,6 +69,7 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand; each leaf records itself as `args.parser`."""
+    from spectralmix.tasks.arena import TASKS as ARENA_TASKS
     from spectralmix.tasks.listops import MODEL_DEFAULTS, MODELS, TRAIN_DEFAULTS
 
     parser = argparse.ArgumentParser(prog="spectralmix", description=__doc__.splitlines()[0])
@@ -158,12 +161,93 @@ def build_parser() -> argparse.ArgumentParser:
         listops_data.add_argument(
             f"--{split}", type=_positive_int, default=size, help=f"examples (default {size})"
         )
-    for leaf in (digits, listops, evaluate, listops_data):
+    pathfinder_data = datasets.add_parser(
+        "pathfinder", help="LRA Pathfinder images from spectralmix's seeded generator"
+    )
+    pathfinder_data.add_argument("--out", required=True, help="output directory")
+    pathfinder_data.add_argument("--difficulty", choices=("easy", "hard"), default="hard")
+    pathfinder_data.add_argument(
+        "--size", type=_positive_int, default=32, help="image side (32; 128 for Path-X)"
+    )
+    pathfinder_data.add_argument("--seed", type=_integer, default=0)
+    for split, size in (("train", 10_000), ("val", 1_000), ("test", 2_000)):
+        pathfinder_data.add_argument(
+            f"--{split}", type=_positive_int, default=size, help=f"examples (default {size})"
+        )
+
+    arena = commands.add_parser(
+        "arena", help="every (task, token mixer) pair under the same CPU budget, one table"
+    )
+    _backend_option(arena)
+    arena.add_argument("--tasks", nargs="+", choices=ARENA_TASKS, required=True)
+    arena.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    arena.add_argument(
+        "--cpu-budget",
+        type=_positive_float,
+        required=True,
+        metavar="SECONDS",
+        help="CPU seconds (all threads) each pair trains for",
+    )
+    arena.add_argument("--out", required=True, help="arena directory (re-run to resume)")
+    arena.add_argument("--listops", help="directory with basic_{train,val,test}.tsv[.gz]")
+    arena.add_argument(
+        "--pathfinder",
+        help="directory from `spectralmix data pathfinder` (default: generated in memory)",
+    )
+    arena.add_argument("--fashion-mnist", help="directory of the Fashion-MNIST idx files")
+    arena.add_argument("--spam-assassin", help="the SpamAssassin npm tarball or its directory")
+    arena.add_argument(
+        "--memory-limit",
+        type=_positive_float,
+        metavar="GIB",
+        help="address-space limit of each pair's process (default: 3/4 of the memory)",
+    )
+    arena.add_argument(
+        "--test-examples",
+        type=_positive_int,
+        metavar="N",
+        help="test images scored for image and fashion_vit (default 2,000)",
+    )
+    arena.add_argument(
+        "--limit", type=_positive_int, help="use the first N examples of each split (smoke)"
+    )
+    arena.add_argument("--seed", type=_integer, default=0)
+    arena.add_argument("--quiet", action="store_true", help="no progress bars")
+    for leaf in (digits, listops, evaluate, listops_data, pathfinder_data, arena):
         leaf.set_defaults(parser=leaf)
     return parser
 
 
 def _run(args: argparse.Namespace) -> dict:
+    if args.command == "data" and args.dataset == "pathfinder":
+        from spectralmix.data import pathfinder
+
+        sizes = {"train": args.train, "val": args.val, "test": args.test}
+        paths = pathfinder.write_splits(
+            args.out, sizes, size=args.size, difficulty=args.difficulty, seed=args.seed
+        )
+        return {"dataset": "pathfinder", "seed": args.seed, "files": paths, **sizes}
+    if args.command == "arena":
+        from spectralmix.tasks import arena
+
+        return arena.run(
+            args.tasks,
+            args.models,
+            args.out,
+            cpu_budget=args.cpu_budget,
+            data={
+                "listops": args.listops,
+                "pathfinder": args.pathfinder,
+                "fashion_mnist": args.fashion_mnist,
+                "spam_assassin": args.spam_assassin,
+            },
+            memory_limit_gib=args.memory_limit,
+            limit=args.limit,
+            test_examples=args.test_examples,
+            seed=args.seed,
+            verbose=0 if args.quiet else 1,
+            emit=lambda cell: print(json.dumps(cell), flush=True),
+        )
     if args.command == "data":
         from spectralmix.data import listops_generator
 

@@ -348,3 +348,59 @@ def test_a_failure_to_write_is_one_line_with_status_1(tmp_path, capsys):
     assert line.startswith("spectralmix: error: ")
     assert "Not a directory" in line
     assert usage == ""
+
+
+def test_data_pathfinder_writes_the_splits_the_task_reads(tmp_path, capsys):
+    from spectralmix.data import pathfinder
+
+    argv = ["data", "pathfinder", "--out", str(tmp_path), "--difficulty", "easy", "--seed", "2"]
+    cli.main([*argv, "--train", "4", "--val", "2", "--test", "2"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["dataset"], result["train"], result["seed"]) == ("pathfinder", 4, 2)
+    images, labels = pathfinder.read_split(tmp_path, "train", difficulty="easy")
+    expected, expected_labels = pathfinder.generate(
+        4, difficulty="easy", seed=pathfinder.split_seed(2, "train")
+    )
+    assert (images == expected).all()
+    assert (labels == expected_labels).all()
+
+
+def test_arena_prints_a_json_line_per_pair_then_the_result_files(tmp_path):
+    argv = ["arena", "--tasks", "pathfinder", "--models", "fnet", "--cpu-budget", "0.001"]
+    process = _cli(*argv, "--limit", "8", "--out", str(tmp_path / "a"), "--quiet")
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    cell, files = (json.loads(line) for line in stdout.strip().splitlines()[-2:])
+    assert (cell["task"], cell["model"], cell["status"]) == ("pathfinder", "fnet", "done")
+    assert cell["backend"] == keras.config.backend()
+    with open(files["results"]) as f:
+        assert json.load(f)["cells"] == [cell]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["arena", "--tasks", "cifar", "--cpu-budget", "1", "--out", "x"], "cifar"),
+        (["arena", "--tasks", "image", "--out", "x"], "--cpu-budget"),
+        (["arena", "--tasks", "image", "--cpu-budget", "0", "--out", "x"], "'0'"),
+        (["data", "pathfinder", "--out", "x", "--difficulty", "medium"], "medium"),
+    ],
+)
+def test_arena_and_pathfinder_reject_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as error:
+        cli.main(argv)
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_arena_names_missing_fashion_mnist(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPECTRALMIX_FASHION_MNIST_DIR", str(tmp_path / "nowhere"))
+    argv = ["arena", "--tasks", "image", "--cpu-budget", "1", "--out", str(tmp_path / "a")]
+    with pytest.raises(SystemExit) as error:
+        cli.main(argv)
+    assert error.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("spectralmix arena: error: ")  # one line after the usage
+    assert "apt-get install dataset-fashion-mnist" in last
+    assert err.count("error:") == 1

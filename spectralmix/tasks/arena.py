@@ -1,0 +1,375 @@
+"""The arena: every (task, token mixer) pair trained under the same CPU budget, one harness.
+
+`run` trains each pair of `tasks` x `models` with `spectralmix.tasks.harness.train`, in a
+child process of its own, under the same `cpu_budget` (CPU seconds, all threads) and
+address-space limit (`memory_limit_gib`, `RLIMIT_AS`), into `OUT/TASK/MODEL/`. Each pair is
+checkpointed; running the same command again resumes the unfinished pairs and reuses the
+finished ones. A pair that runs out of memory is recorded as such, with the length and the
+per-step batch it failed at, never dropped.
+
+Attention's memory grows with the square of the length, so its per-step batch is planned
+(`plan_accumulation`): the batch is split into micro-batches, and their gradients accumulated
+by the optimizer (`gradient_accumulation_steps`), until the estimated attention memory fits in
+half the limit. Each optimizer update still sees the whole batch.
+
+Results: `OUT/results.json` (every pair's metrics or failure), `OUT/results.md` (a Markdown
+table) and `OUT/results.png` (test accuracy against training CPU seconds, with 95% intervals;
+needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import resource
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from spectralmix.tasks import harness
+
+TASKS = ("listops", "pathfinder", "pathx", "image", "text", "fashion_vit")
+#: Data locations each task takes (`data[key]`; None: the reader's own search).
+DATA_KEYS = {
+    "listops": "listops",
+    "pathfinder": "pathfinder",
+    "pathx": "pathfinder",
+    "image": "fashion_mnist",
+    "text": "spam_assassin",
+    "fashion_vit": "fashion_mnist",
+}
+#: Test examples scored per task when the arena is not told otherwise (`test_examples`): the
+#: first of each test split. Scoring 10,000 Fashion-MNIST images at 1,024 tokens with
+#: attention takes longer than training under a small budget.
+TEST_EXAMPLES = {"image": 2_000, "fashion_vit": 2_000}
+_OOM_SIGNS = (
+    "out of memory",
+    "resource_exhausted",
+    "bad_alloc",
+    "cannot allocate memory",
+    "can't allocate memory",
+    "oom when allocating",
+    "memoryerror",
+)
+
+
+def make_task(name: str, *, data: str | None = None, seed: int = 0, test_examples=None):
+    """The `harness.Task` called `name` (one of `TASKS`), its data at `data` (None: found
+    by the task's reader, or generated)."""
+    from spectralmix.layers import _checks
+
+    name = _checks.choice("task", name, TASKS)
+    if name == "listops":
+        from spectralmix.tasks import listops
+
+        if data is None:
+            data = os.environ.get("SPECTRALMIX_LISTOPS_DIR")
+        if data is None:
+            raise ValueError(
+                "The listops task needs its files: pass --listops DIR (or set "
+                "SPECTRALMIX_LISTOPS_DIR); make them with `spectralmix data listops --out DIR`"
+            )
+        return listops.task(data)
+    if name in ("pathfinder", "pathx"):
+        from spectralmix.tasks import pathfinder
+
+        size = 32 if name == "pathfinder" else 128
+        return pathfinder.task(data, size=size, seed=seed)
+    if test_examples is None:
+        test_examples = TEST_EXAMPLES.get(name)
+    if name == "image":
+        from spectralmix.tasks import image
+
+        return image.task(data, seed=seed, test_examples=test_examples)
+    if name == "fashion_vit":
+        from spectralmix.tasks import fashion_vit
+
+        return fashion_vit.task(data, seed=seed, test_examples=test_examples)
+    from spectralmix.tasks import text
+
+    return text.task(data, seed=seed)
+
+
+def attention_bytes_per_example(length: int, num_layers: int, num_heads: int) -> int:
+    """Estimated attention memory of one training example: float32 scores, probabilities
+    and their gradient, `(heads, length, length)` each, per layer, and the boolean mask."""
+    return num_layers * (num_heads * length * length * 4 * 3 + length * length)
+
+
+def plan_accumulation(task: harness.Task, model: str, batch_size: int, memory_bytes: int) -> int:
+    """How many micro-batches to split `batch_size` into: 1 for FFTNet and FNet (memory
+    linear in length); for attention the fewest (a divisor of `batch_size`) whose estimated
+    attention memory fits in `memory_bytes` / 2, or `batch_size` (one example a step) when
+    none does; that run then measures whether it fits."""
+    if model != "attention":
+        return 1
+    options = {**task.model_defaults}
+    per_example = attention_bytes_per_example(
+        task.sequence_length, options["num_layers"], options["num_heads"]
+    )
+    for parts in range(1, batch_size + 1):
+        if batch_size % parts == 0 and batch_size // parts * per_example <= memory_bytes / 2:
+            return parts
+    return batch_size
+
+
+def default_memory_limit_gib() -> float:
+    """Three quarters of the machine's memory, in GiB."""
+    return round(0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+
+
+def _cell(spec: dict[str, Any]) -> None:
+    """Child process: one pair, under the memory limit, stderr to the pair's log."""
+    limit = int(spec["memory_limit_gib"] * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    from spectralmix.tasks import checkpointing
+
+    try:
+        task = make_task(spec["task"], **spec["task_options"])
+        run_dir = spec["run_dir"]
+        harness.train(
+            task,
+            run_dir,
+            resume=checkpointing.read_state(run_dir) is not None,
+            **spec["train_options"],
+        )
+    except BaseException as error:
+        text = f"{type(error).__name__}: {error}"
+        failure = {"error": " ".join(text.split())[:500], "out_of_memory": _looks_like_oom(text)}
+        checkpointing.atomic_write_text(
+            os.path.join(spec["run_dir"], "failure.json"), json.dumps(failure)
+        )
+        raise
+
+
+def _looks_like_oom(text: str) -> bool:
+    text = text.lower()
+    return isinstance(text, str) and any(sign in text for sign in _OOM_SIGNS)
+
+
+def _tail(path: str, size: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def run(
+    tasks: Sequence[str],
+    models: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    cpu_budget: float,
+    data: dict[str, str | None] | None = None,
+    memory_limit_gib: float | None = None,
+    limit: int | None = None,
+    test_examples: int | None = None,
+    seed: int = 0,
+    verbose: int = 1,
+    emit: Callable[[dict], None] | None = None,
+) -> dict[str, Any]:
+    """Trains every (task, model) pair under `cpu_budget` CPU seconds each; returns
+    `{"results", "table", "plot"}` paths (and writes them). `emit(cell)` is called with each
+    pair's result as it finishes (the command line prints it as a JSON line).
+
+    Args:
+        tasks: names from `TASKS`.
+        models: token mixers from `harness.MODELS`.
+        out: the arena directory.
+        cpu_budget: CPU seconds (process time, all threads) each pair may train for.
+        data: where each dataset is (`DATA_KEYS` values as keys); missing keys are searched
+            for by the readers (or generated, for Pathfinder).
+        memory_limit_gib: address-space limit of each pair's process (default: three
+            quarters of the machine's memory).
+        limit: the first `limit` examples of every split (smoke runs).
+        test_examples: test examples scored for image and fashion_vit (default
+            `TEST_EXAMPLES`).
+        seed: seed of the data splits, the generators and the initial weights.
+    """
+    from spectralmix.layers import _checks
+
+    tasks = [_checks.choice("task", t, TASKS) for t in tasks]
+    models = [_checks.choice("model", m, harness.MODELS) for m in models]
+    if not tasks or not models:
+        raise ValueError(f"Give at least one task and one model. Received: {tasks}, {models}")
+    cpu_budget = harness._positive_number("cpu_budget", cpu_budget)
+    memory_limit_gib = harness._positive_number(
+        "memory_limit_gib", memory_limit_gib or default_memory_limit_gib()
+    )
+    data = dict(data or {})
+    unknown = set(data) - set(DATA_KEYS.values())
+    if unknown:
+        raise ValueError(
+            f"Unknown data keys {sorted(unknown)}; known: {sorted(set(DATA_KEYS.values()))}"
+        )
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out must be a directory. Received: out={out!r} (a file)")
+    os.makedirs(out, exist_ok=True)
+    import keras
+
+    backend = keras.config.backend()
+    cells = []
+    for task_name in tasks:
+        task_options = {"data": data.get(DATA_KEYS[task_name]), "seed": seed}
+        if task_name in TEST_EXAMPLES:
+            task_options["test_examples"] = test_examples
+        # Found before any child starts: a missing dataset is reported at once.
+        task = make_task(task_name, **task_options)
+        for model in models:
+            batch_size = task.train_defaults["batch_size"]
+            accumulate = plan_accumulation(task, model, batch_size, memory_limit_gib * 2**30)
+            run_dir = os.path.join(out, task_name, model)
+            os.makedirs(run_dir, exist_ok=True)
+            spec = {
+                "task": task_name,
+                "task_options": task_options,
+                "run_dir": run_dir,
+                "log": os.path.join(run_dir, "stderr.log"),
+                "memory_limit_gib": memory_limit_gib,
+                "train_options": {
+                    "model": model,
+                    "cpu_budget": cpu_budget,
+                    "accumulate": accumulate,
+                    "limit": limit,
+                    "seed": seed,
+                    "verbose": verbose,
+                },
+            }
+            cell = _run_cell(spec, task)
+            cell.update(task=task_name, model=model, backend=backend)
+            cells.append(cell)
+            if emit:
+                emit(cell)
+            _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
+    return _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
+
+
+def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
+    """Runs (or reuses) one pair; its metrics, or `{"status": "out_of_memory"|"failed"}`."""
+    from spectralmix.tasks import checkpointing
+
+    run_dir = spec["run_dir"]
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    failure_path = os.path.join(run_dir, "failure.json")
+    accumulate = spec["train_options"]["accumulate"]
+    micro_batch = task.train_defaults["batch_size"] // accumulate
+    if not os.path.isfile(metrics_path) and not os.path.isfile(failure_path):
+        process = multiprocessing.get_context("spawn").Process(target=_cell, args=(spec,))
+        process.start()
+        process.join()
+        if process.exitcode and not os.path.isfile(failure_path):
+            log = _tail(spec["log"])
+            failure = {
+                "error": f"the process ended with status {process.exitcode}: "
+                + " ".join(log.split()[-40:]),
+                "out_of_memory": process.exitcode == -9 or _looks_like_oom(log),
+            }
+            checkpointing.atomic_write_text(failure_path, json.dumps(failure))
+    if os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            metrics = json.load(f)
+        return {"status": "done", "micro_batch": micro_batch, **metrics}
+    with open(failure_path, encoding="utf-8") as f:
+        failure = json.load(f)
+    return {
+        "status": "out_of_memory" if failure["out_of_memory"] else "failed",
+        "error": failure["error"],
+        "sequence_length": task.sequence_length,
+        "micro_batch": micro_batch,
+        "memory_limit_gib": spec["memory_limit_gib"],
+        "arguments": {**spec["train_options"], "source": dict(task.source)},
+    }
+
+
+def table(cells: Sequence[dict[str, Any]]) -> str:
+    """The results as a Markdown table, one row per pair."""
+    lines = [
+        "| task | model | tokens | test accuracy [95% CI] | val | parameters | updates (steps) "
+        "| batch / step | train CPU s | train wall s |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in cells:
+        head = f"| {c['task']} | {c['model']} | {c['sequence_length']:,} |"
+        if c["status"] != "done":
+            what = (
+                f"out of memory at {c['sequence_length']:,} tokens, measured "
+                f"({c['micro_batch']} example(s) a step, {c['memory_limit_gib']} GiB limit)"
+                if c["status"] == "out_of_memory"
+                else f"failed: {c['error'][:120]}"
+            )
+            lines.append(f"{head} {what} | | | | | | |")
+            continue
+        low, high = c["test_ci95"]
+        lines.append(
+            f"{head} {c['test_accuracy']:.4f} [{low:.4f}, {high:.4f}] (n={c['test_examples']:,})"
+            f" | {c['val_accuracy']:.4f} | {c['parameters']:,} | {c['updates']:,} ({c['steps']:,})"
+            f" | {c['micro_batch']} | {c['train_cpu_seconds']:,.0f} | {c['train_seconds']:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
+    """Test accuracy against training CPU seconds, a colour per model and a marker per
+    task, with 95% intervals; `path`, or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    done = [c for c in cells if c["status"] == "done"]
+    markers = dict(zip(TASKS, "osD^vP", strict=True))
+    colours = dict(zip(harness.MODELS, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for c in done:
+        low, high = c["test_ci95"]
+        axes.errorbar(
+            c["train_cpu_seconds"],
+            c["test_accuracy"],
+            yerr=[[c["test_accuracy"] - low], [high - c["test_accuracy"]]],
+            fmt=markers[c["task"]],
+            color=colours[c["model"]],
+            capsize=3,
+        )
+    for model, colour in colours.items():
+        axes.plot([], [], "s", color=colour, label=model)
+    for task, marker in markers.items():
+        if any(c["task"] == task for c in done):
+            axes.plot([], [], marker, color="grey", label=task)
+    axes.set_xlabel("training CPU seconds")
+    axes.set_ylabel("test accuracy")
+    axes.legend(fontsize=8, ncols=2)
+    axes.grid(alpha=0.3)
+    handle = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
+    figure.savefig(handle, dpi=110, bbox_inches="tight", format="png")
+    plt.close(figure)
+    os.replace(handle, path)
+    return path
+
+
+def _write_results(out, cells, cpu_budget, memory_limit_gib, backend) -> dict[str, Any]:
+    from spectralmix.tasks import checkpointing
+
+    results = os.path.join(out, "results.json")
+    record = {
+        "backend": backend,
+        "cpu_budget": cpu_budget,
+        "memory_limit_gib": memory_limit_gib,
+        "cells": list(cells),
+    }
+    checkpointing.atomic_write_text(results, json.dumps(record, indent=1) + "\n")
+    markdown = os.path.join(out, "results.md")
+    checkpointing.atomic_write_text(markdown, table(cells))
+    return {
+        "results": results,
+        "table": markdown,
+        "plot": plot(cells, os.path.join(out, "results.png")),
+    }
