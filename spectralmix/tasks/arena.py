@@ -43,6 +43,9 @@ DATA_KEYS = {
 #: first of each test split. Scoring 10,000 Fashion-MNIST images at 1,024 tokens with
 #: attention takes longer than training under a small budget.
 TEST_EXAMPLES = {"image": 2_000, "fashion_vit": 2_000}
+#: Validation and test examples scored for ListOps: the first of `basic_val` and `basic_test`
+#: (2,000 each), for the same reason.
+LISTOPS_EVALUATION = {"val": 500, "test": 1_000}
 _OOM_SIGNS = (
     "out of memory",
     "resource_exhausted",
@@ -70,7 +73,7 @@ def make_task(name: str, *, data: str | None = None, seed: int = 0, test_example
                 "The listops task needs its files: pass --listops DIR (or set "
                 "SPECTRALMIX_LISTOPS_DIR); make them with `spectralmix data listops --out DIR`"
             )
-        return listops.task(data)
+        return _first_examples(listops.task(data), LISTOPS_EVALUATION)
     if name in ("pathfinder", "pathx"):
         from spectralmix.tasks import pathfinder
 
@@ -89,6 +92,19 @@ def make_task(name: str, *, data: str | None = None, seed: int = 0, test_example
     from spectralmix.tasks import text
 
     return text.task(data, seed=seed)
+
+
+def _first_examples(task: harness.Task, counts: dict[str, int]) -> harness.Task:
+    """`task` evaluated on the first `counts[split]` examples of its val and test splits."""
+    import dataclasses
+
+    from spectralmix.data.batches import take
+
+    def load(limit):
+        splits = task.load(limit)
+        return {name: take(data, counts.get(name)) for name, data in splits.items()}
+
+    return dataclasses.replace(task, load=load, source={**task.source, "first": counts})
 
 
 def attention_bytes_per_example(length: int, num_layers: int, num_heads: int) -> int:

@@ -142,3 +142,12 @@ def test_missing_listops_files_say_how_to_make_them(monkeypatch):
     monkeypatch.delenv("SPECTRALMIX_LISTOPS_DIR", raising=False)
     with pytest.raises(ValueError, match="spectralmix data listops --out DIR"):
         arena.make_task("listops")
+
+
+def test_listops_is_scored_on_the_first_examples_of_val_and_test(tiny_listops_dir, monkeypatch):
+    monkeypatch.setitem(arena.LISTOPS_EVALUATION, "val", 5)
+    monkeypatch.setitem(arena.LISTOPS_EVALUATION, "test", 7)
+    task = arena.make_task("listops", data=tiny_listops_dir)
+    splits = task.load(None)
+    assert [len(splits[s].labels) for s in ("train", "val", "test")] == [160, 5, 7]
+    assert task.source["first"] == {"val": 5, "test": 7}
