@@ -48,13 +48,16 @@ def take(data: Data, count: int | None) -> Data:
     return SequenceData(data.token_ids[:count], data.labels[:count])
 
 
-def _batch_plan(data: Data, batch_size: int, *, step: int, **kwargs):
+def _batch_plan(data: Data, batch_size: int, *, step: int, max_length: int = 0, **kwargs):
     """`make_batches` over `data`'s lengths (one bucket for `ArrayData`)."""
     if isinstance(data, ArrayData):
         return sequences_lib.make_batches(
             np.ones(len(data.labels), np.int64), batch_size, bounds=[1], **kwargs
         )
-    bounds = sequences_lib.bucket_bounds(max(int(data.lengths.max(initial=1)), 1), step)
+    # The last bucket ends at `max_length` (or the longest sequence): FFT mixers depend on the
+    # padded length, so a split is padded the same whatever its own longest sequence is.
+    longest = max(int(data.lengths.max(initial=1)), max_length, 1)
+    bounds = sequences_lib.bucket_bounds(longest, step)
     return sequences_lib.make_batches(data.lengths, batch_size, bounds=bounds, **kwargs)
 
 
@@ -76,6 +79,7 @@ def dataset(
     seed: int = 0,
     start_epoch: int = 0,
     step: int = 128,
+    max_length: int = 0,
     multiple_of: int = 1,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ):
@@ -105,6 +109,7 @@ def dataset(
                 data,
                 batch_size,
                 step=step,
+                max_length=max_length,
                 shuffle=shuffle,
                 seed=seed + self.epoch,
                 multiple_of=multiple_of,
@@ -132,7 +137,9 @@ def dataset(
     return Batches()
 
 
-def iter_batches(data: Data, batch_size: int, step: int = 128) -> Iterator[tuple]:
+def iter_batches(
+    data: Data, batch_size: int, step: int = 128, max_length: int = 0
+) -> Iterator[tuple]:
     """`(inputs, labels)` numpy batches in a fixed order (for evaluation loops)."""
-    for length, members in _batch_plan(data, batch_size, step=step):
+    for length, members in _batch_plan(data, batch_size, step=step, max_length=max_length):
         yield _gather(data, length, members), data.labels[members]

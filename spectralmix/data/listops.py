@@ -313,6 +313,7 @@ def bucketed_dataset(
         seed=seed,
         start_epoch=start_epoch,
         step=step,
+        max_length=MAX_LENGTH,
         multiple_of=multiple_of,
         augment=permute_arguments if augment else None,
     )
@@ -322,4 +323,4 @@ def iter_batches(data: ListOps, batch_size: int, step: int = 128) -> Iterator[tu
     """Bucketed `(token_ids, labels)` numpy batches in bucket order (for evaluation loops)."""
     from spectralmix.data import batches
 
-    return batches.iter_batches(data, batch_size, step)
+    return batches.iter_batches(data, batch_size, step, max_length=MAX_LENGTH)

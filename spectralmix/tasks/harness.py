@@ -148,10 +148,13 @@ def sequence_classifier(task_name: str, *, vocabulary_size: int, num_classes: in
     return build_model
 
 
-def count_correct(model, data: Data, batch_size: int = 64, step: int = 128) -> int:
-    """How many examples of `data` `model` (logits) classifies correctly."""
+def count_correct(
+    model, data: Data, batch_size: int = 64, step: int = 128, max_length: int = 0
+) -> int:
+    """How many examples of `data` `model` (logits) classifies correctly, in length buckets of
+    `step` tokens up to `max_length` (`spectralmix.data.batches.iter_batches`)."""
     correct = 0
-    for inputs, labels in iter_batches(data, batch_size, step):
+    for inputs, labels in iter_batches(data, batch_size, step, max_length):
         logits = np.asarray(model.predict_on_batch(inputs))
         correct += int(np.sum(np.argmax(logits, axis=-1) == labels))
     return correct
@@ -334,11 +337,16 @@ def train(
             seed=seed,
             start_epoch=state["epochs_done"] if state else 0,
             step=task.bucket_step,
+            max_length=task.sequence_length,
             multiple_of=replicas,
             augment=task.augment if augment else None,
         )
         val_batches = dataset(
-            splits["val"], max(step_batch, replicas), step=task.bucket_step, multiple_of=replicas
+            splits["val"],
+            max(step_batch, replicas),
+            step=task.bucket_step,
+            max_length=task.sequence_length,
+            multiple_of=replicas,
         )
         total_steps = epochs * len(train_batches) // accumulate
 
@@ -376,7 +384,9 @@ def train(
     state = checkpoint.state
     # The test split, once, with the epoch chosen on validation.
     test = scored(
-        count_correct(best, splits["test"], max(step_batch, 8), task.bucket_step),
+        count_correct(
+            best, splits["test"], max(step_batch, 8), task.bucket_step, task.sequence_length
+        ),
         len(splits["test"].labels),
     )
     metrics = {

@@ -78,7 +78,8 @@ def task(data: str | os.PathLike) -> harness.Task:
 
 def accuracy(model, data: data_lib.ListOps, batch_size: int = 64) -> float:
     """Test accuracy of `model` (logits) on `data`, over length-bucketed batches."""
-    return harness.count_correct(model, data, batch_size) / len(data.labels)
+    correct = harness.count_correct(model, data, batch_size, max_length=data_lib.MAX_LENGTH)
+    return correct / len(data.labels)
 
 
 def train(
@@ -167,7 +168,7 @@ def evaluate(
     n = len(data.split.labels)
     if n == 0:
         raise ValueError(f"No examples to evaluate on. Received: {data.source}")
-    correct = harness.count_correct(model, data.split, batch_size)
+    correct = harness.count_correct(model, data.split, batch_size, max_length=data_lib.MAX_LENGTH)
     return {**harness.scored(correct, n), **data.source}
 
 

@@ -235,3 +235,13 @@ def test_augmented_batches_are_seeded_per_epoch_and_keep_labels_and_shapes(listo
         a.shape != b.shape or not np.array_equal(a, b)
         for a, b in zip(first, [augmented[i][0] for i in range(len(augmented))], strict=True)
     )
+
+
+def test_the_last_bucket_ends_at_lra_length_whatever_the_longest_expression():
+    # FFT mixers depend on the padded length: a split whose longest expression has 1,990
+    # tokens is still padded to 2,000 there, as the shipped preset was scored.
+    split = listops.ListOps([np.full(1990, 5, np.int32), np.full(100, 5, np.int32)], np.zeros(2))
+    shapes = sorted(ids.shape for ids, _ in listops.iter_batches(split, 4))
+    assert shapes == [(1, 128), (1, 2000)]
+    batch, _ = listops.bucketed_dataset(split, 4, shuffle=True)[0]
+    assert batch.shape[1] in (128, 2000)
