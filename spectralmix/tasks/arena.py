@@ -164,7 +164,7 @@ def _cell(spec: dict[str, Any]) -> None:
 
 def _looks_like_oom(text: str) -> bool:
     text = text.lower()
-    return isinstance(text, str) and any(sign in text for sign in _OOM_SIGNS)
+    return any(sign in text for sign in _OOM_SIGNS)
 
 
 def _tail(path: str, size: int = 4000) -> str:
@@ -214,8 +214,8 @@ def run(
     models = [_checks.choice("model", m, harness.MODELS) for m in models]
     if not tasks or not models:
         raise ValueError(f"Give at least one task and one model. Received: {tasks}, {models}")
-    cpu_budget = harness._positive_number("cpu_budget", cpu_budget)
-    memory_limit_gib = harness._positive_number(
+    cpu_budget = harness.positive_number("cpu_budget", cpu_budget)
+    memory_limit_gib = harness.positive_number(
         "memory_limit_gib", memory_limit_gib or default_memory_limit_gib()
     )
     data = dict(data or {})
@@ -263,8 +263,9 @@ def run(
             cells.append(cell)
             if emit:
                 emit(cell)
-            _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
-    return _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
+            # Rewritten after every pair, so the files hold every finished pair at any time.
+            paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
+    return paths
 
 
 def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:

@@ -204,7 +204,9 @@ def compile_model(model, *, total_steps, learning_rate, warmup_steps, weight_dec
     return model
 
 
-def _positive_number(name: str, value, *, allow_none: bool = False):
+def positive_number(name: str, value, *, allow_none: bool = False):
+    """`value` if it is a finite number > 0 (or None, with `allow_none`); else a `ValueError`
+    naming `name` and the value."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not (
@@ -273,7 +275,7 @@ def train(
     batch_size = _checks.positive_int(
         "batch_size", defaults["batch_size"] if batch_size is None else batch_size
     )
-    learning_rate = _positive_number(
+    learning_rate = positive_number(
         "learning_rate", defaults["learning_rate"] if learning_rate is None else learning_rate
     )
     warmup_steps = defaults["warmup_steps"] if warmup_steps is None else warmup_steps
@@ -288,7 +290,7 @@ def train(
             "accumulate must divide batch_size. "
             f"Received: accumulate={accumulate}, batch_size={batch_size}"
         )
-    cpu_budget = _positive_number("cpu_budget", cpu_budget, allow_none=True)
+    cpu_budget = positive_number("cpu_budget", cpu_budget, allow_none=True)
     out = os.fspath(out)
     arguments = {
         "task": task.name,
