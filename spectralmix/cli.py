@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     listops.add_argument("--epochs", type=_positive_int, default=TRAIN_DEFAULTS["epochs"])
     listops.add_argument("--batch-size", type=_positive_int, default=TRAIN_DEFAULTS["batch_size"])
     listops.add_argument(
+        "--accumulate",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="split each batch into N micro-batches and sum their gradients before the update "
+        "(the same update in less memory; N must divide --batch-size)",
+    )
+    listops.add_argument(
         "--learning-rate", type=_positive_float, default=TRAIN_DEFAULTS["learning_rate"]
     )
     listops.add_argument(
@@ -273,6 +281,7 @@ def _run(args: argparse.Namespace) -> dict:
             model=args.model,
             epochs=args.epochs,
             batch_size=args.batch_size,
+            accumulate=args.accumulate,
             learning_rate=args.learning_rate,
             weight_decay=args.weight_decay,
             augment=args.augment,

@@ -121,6 +121,17 @@ def test_augment_flag_defaults_to_the_harness_setting():
     assert parser.parse_args(["train", "listops", "--data", "d", "--no-augment"]).augment is False
 
 
+def test_listops_accumulate_splits_each_batch_into_micro_batches(
+    tiny_listops_dir, tmp_path, capsys
+):
+    argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(tmp_path / "run")]
+    argv += ["--model", "fnet", "--hidden-dim", "8", "--num-layers", "1", "--epochs", "1"]
+    cli.main([*argv, "--batch-size", "8", "--accumulate", "2", "--quiet"])
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["arguments"]["accumulate"] == 2
+    assert (metrics["steps"], metrics["updates"]) == (40, 20)  # 160 examples, 4 a step
+
+
 def test_data_listops_writes_readable_splits(tmp_path):
     from spectralmix.data import listops
 
@@ -138,6 +149,7 @@ def test_data_listops_writes_readable_splits(tmp_path):
         (["train", "listops", "--data", "/nonexistent", "--model", "fnet"], "/nonexistent"),
         (["train", "listops", "--data", "d", "--dropout", "-0.5"], "--dropout"),
         (["train", "listops", "--data", "d", "--hidden-dim", "0"], "--hidden-dim"),
+        (["train", "listops", "--data", "d", "--accumulate", "0"], "--accumulate"),
     ],
 )
 def test_listops_commands_reject_bad_arguments(argv, message, capsys):
