@@ -112,6 +112,18 @@ def test_failed_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_gzip_files_are_written_at_the_default_level_not_the_slowest(tmp_path):
+    path = tmp_path / "x.tsv.gz"
+    listops_generator.write_tsv(
+        listops_generator.generate(3, seed=0, min_length=10, max_length=80), path
+    )
+    header = path.read_bytes()[:10]
+    # RFC 1952: XFL (byte 8) is 2 for the slowest, maximum compression, 0 for the levels between.
+    assert header[:2] == b"\x1f\x8b"
+    assert header[8] == 0
+    assert len(listops.read_tsv(path).labels) == 3
+
+
 def test_write_splits_refuses_a_file_as_out_before_generating(tmp_path, monkeypatch):
     out = tmp_path / "splits"
     out.write_text("keep")
