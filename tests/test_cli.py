@@ -130,6 +130,10 @@ def test_listops_accumulate_splits_each_batch_into_micro_batches(
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["arguments"]["accumulate"] == 2
     assert (metrics["steps"], metrics["updates"]) == (40, 20)  # 160 examples, 4 a step
+    # A new process loads the checkpoint (its optimizer's schedule is a spectralmix class).
+    best = str(tmp_path / "run" / "best.keras")
+    test_file = os.path.join(tiny_listops_dir, "basic_test.tsv.gz")
+    assert _last_json_line(_cli("evaluate", "--model", best, "--data", test_file))["n"] == 48
 
 
 def test_data_listops_writes_readable_splits(tmp_path):

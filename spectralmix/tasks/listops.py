@@ -118,6 +118,7 @@ def load(preset: str | None = None, path: str | os.PathLike | None = None):
     import keras
 
     import spectralmix.models  # noqa: F401  (registers the classes the file names)
+    from spectralmix.tasks import checkpointing  # noqa: F401  (PerUpdate: accumulated runs)
 
     if not os.path.isfile(path):
         raise ValueError(f"No model file at path={os.fspath(path)!r}")
