@@ -19,8 +19,9 @@ import math
 import os
 import sys
 
-#: Keras backends with a framework to install; each is imported, and has a pip extra, by its name.
-BACKENDS = ("jax", "tensorflow", "torch")
+from spectralmix.backends import BACKENDS
+from spectralmix.validation import one_line as _one_line
+
 TOKEN_MIXERS = ("fftnet", "fnet", "attention")
 
 
@@ -375,10 +376,6 @@ def _select_backend(args: argparse.Namespace) -> None:
                 f"{os.environ.get('KERAS_BACKEND')!r}"
             )
         os.environ["KERAS_BACKEND"] = args.backend
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from spectralmix import validation
+from spectralmix.backends import BACKENDS
+
 if TYPE_CHECKING:  # importing Keras here would start JAX before configure_devices
     import keras
 
@@ -45,8 +48,6 @@ __all__ = [
 
 #: `"data"`: replicate the weights, split each batch. `"model"`: also shard the big weights.
 MODES = ("data", "model")
-#: The frameworks with a multi-device engine wired here.
-BACKENDS = ("jax", "tensorflow", "torch")
 
 #: Name of the device-mesh axis that `fftnet_layout_map` shards weights on.
 MODEL_AXIS = "model"
@@ -54,22 +55,6 @@ MODEL_AXIS = "model"
 BATCH_AXIS = "batch"
 
 _XLA_DEVICE_COUNT = re.compile(r"--xla_force_host_platform_device_count=\S*")
-
-
-def _check_choice(name: str, value: Any, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ValueError(f"`{name}` must be one of {list(options)}. Received: {name}={value!r}")
-    return value
-
-
-def _check_count(name: str, value: Any, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1. Received: {name}={value!r}")
-    return int(value)
 
 
 def _check_mode_for_backend(mode: str, backend: str) -> None:
@@ -118,9 +103,9 @@ def configure_devices(mode: str, num_devices: int, backend: str) -> None:
         ...
         ValueError: Model parallelism is wired for the JAX backend only (keras.distribution.ModelParallel); on TensorFlow use mode='data' (tf.distribute.MirroredStrategy) or KERAS_BACKEND=jax. Received: mode='model', backend='tensorflow'
     """  # noqa: E501
-    mode = _check_choice("mode", mode, MODES)
-    num_devices = _check_count("num_devices", num_devices)
-    backend = _check_choice("backend", backend, BACKENDS)
+    mode = validation.choice("mode", mode, MODES)
+    num_devices = validation.integer("num_devices", num_devices, 1)
+    backend = validation.choice("backend", backend, BACKENDS)
     _check_mode_for_backend(mode, backend)
     if backend == "jax":
         _configure_jax(num_devices)
@@ -268,9 +253,9 @@ def distribution_scope(
     """
     import keras
 
-    mode = _check_choice("mode", mode, MODES)
-    num_devices = _check_count("num_devices", num_devices, allow_none=True)
-    model_axis_size = _check_count("model_axis_size", model_axis_size, allow_none=True)
+    mode = validation.choice("mode", mode, MODES)
+    num_devices = validation.optional_integer("num_devices", num_devices, 1)
+    model_axis_size = validation.optional_integer("model_axis_size", model_axis_size, 1)
     if model_axis_size is not None and mode != "model":
         raise ValueError(
             "`model_axis_size` applies to mode='model' only. "
@@ -283,7 +268,7 @@ def distribution_scope(
             "spectralmix.distribute.fit_torch_ddp(model, x, y, num_processes=...) instead of "
             "distribution_scope. Received: backend='torch'"
         )
-    backend = _check_choice("backend", backend, ("jax", "tensorflow"))
+    backend = validation.choice("backend", backend, ("jax", "tensorflow"))
     _check_mode_for_backend(mode, backend)
     devices = _accelerators_or_cpus(backend)
     if num_devices is None:
@@ -374,9 +359,9 @@ def fit_torch_ddp(
             "fit_torch_ddp trains torch-backend models; on JAX and TensorFlow use "
             f"distribution_scope. Received: backend={keras.config.backend()!r}"
         )
-    num_processes = _check_count("num_processes", num_processes)
-    batch_size = _check_count("batch_size", batch_size)
-    epochs = _check_count("epochs", epochs)
+    num_processes = validation.integer("num_processes", num_processes, 1)
+    batch_size = validation.integer("batch_size", batch_size, 1)
+    epochs = validation.integer("epochs", epochs, 1)
     if batch_size % num_processes:
         raise ValueError(
             "`batch_size` (the global batch) must be divisible by `num_processes`. "

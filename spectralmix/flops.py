@@ -95,6 +95,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from spectralmix.validation import choice, positive_int
+
 __all__ = ["CATEGORIES", "FlopCount", "count_flops", "flop_table"]
 
 # --- Per-operation costs (FLOPs). ---------------------------------------------------------
@@ -227,18 +229,6 @@ def _require(config: Mapping[str, Any], key: str, family: str) -> Any:
     return config[key]
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
-def _choice(name: str, value: Any, options: Sequence[str]) -> str:
-    if value not in options:
-        raise ValueError(f"`{name}` must be one of {list(options)}. Received: {name}={value!r}")
-    return value
-
-
 def _shape(input_shape: Any, rank: int, what: str) -> tuple[int, ...]:
     try:
         shape = tuple(input_shape)
@@ -258,9 +248,9 @@ def _shape(input_shape: Any, rank: int, what: str) -> tuple[int, ...]:
 
 def _block_config(config: Mapping[str, Any], family: str) -> dict[str, Any]:
     """The per-block settings shared by both families, checked."""
-    hidden_dim = _positive_int("hidden_dim", _require(config, "hidden_dim", family))
-    num_heads = _positive_int("num_heads", _require(config, "num_heads", family))
-    token_mixer = _choice("token_mixer", config.get("token_mixer", "fftnet"), TOKEN_MIXERS)
+    hidden_dim = positive_int("hidden_dim", _require(config, "hidden_dim", family))
+    num_heads = positive_int("num_heads", _require(config, "num_heads", family))
+    token_mixer = choice("token_mixer", config.get("token_mixer", "fftnet"), TOKEN_MIXERS)
     mlp_ratio = config.get("mlp_ratio", 4.0)
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
         raise ValueError(
@@ -273,11 +263,11 @@ def _block_config(config: Mapping[str, Any], family: str) -> dict[str, Any]:
         )
     return {
         "hidden_dim": hidden_dim,
-        "num_layers": _positive_int("num_layers", _require(config, "num_layers", family)),
+        "num_layers": positive_int("num_layers", _require(config, "num_layers", family)),
         "num_heads": num_heads,
         "mlp_hidden": max(1, round(hidden_dim * mlp_ratio)),
         "token_mixer": token_mixer,
-        "variant": _choice("variant", config.get("variant", "v1"), VARIANTS),
+        "variant": choice("variant", config.get("variant", "v1"), VARIANTS),
         "adaptive": bool(config.get("adaptive", True)),
     }
 
@@ -291,7 +281,7 @@ def _num_classes(config: Mapping[str, Any], family: str, classifier: bool | None
         if classifier:
             raise TypeError(f"A `{family}` classifier needs `num_classes`. Received: None")
         return None
-    return _positive_int("num_classes", value)
+    return positive_int("num_classes", value)
 
 
 # --- The architecture. --------------------------------------------------------------------
@@ -369,9 +359,9 @@ def _encoder(
 def _count_vit(config: Mapping[str, Any], input_shape: Any, classifier: bool | None) -> FlopCount:
     family = "fftnet_vit"
     block = _block_config(config, family)
-    image_size = _positive_int("image_size", _require(config, "image_size", family))
-    patch = _positive_int("patch_size", _require(config, "patch_size", family))
-    channels_in = _positive_int("num_channels", config.get("num_channels", 3))
+    image_size = positive_int("image_size", _require(config, "image_size", family))
+    patch = positive_int("patch_size", _require(config, "patch_size", family))
+    channels_in = positive_int("num_channels", config.get("num_channels", 3))
     num_classes = _num_classes(config, family, classifier)
     height, width, channels = _shape(input_shape, 3, "(height, width, channels)")
     if height % patch or width % patch:
@@ -406,12 +396,12 @@ def _count_sequence(
 ) -> FlopCount:
     family = "fftnet"
     block = _block_config(config, family)
-    max_length = _positive_int(
+    max_length = positive_int(
         "max_sequence_length", _require(config, "max_sequence_length", family)
     )
     num_classes = _num_classes(config, family, classifier)
     # The model defaults: a classifier pools with "cls"; a backbone has no class token.
-    pooling = _choice("pooling", config.get("pooling", "cls"), POOLINGS)
+    pooling = choice("pooling", config.get("pooling", "cls"), POOLINGS)
     default_class_token = num_classes is not None and pooling == "cls"
     class_token = config.get("class_token", default_class_token)
     if not isinstance(class_token, bool):

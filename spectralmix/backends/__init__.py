@@ -17,13 +17,23 @@ import functools
 import importlib
 from typing import Any, Literal, Protocol
 
-__all__ = ["FFT_IMPLS", "NATIVE_BACKENDS", "SpectralBackend", "get_backend", "spectral_core"]
+__all__ = [
+    "BACKENDS",
+    "FFT_IMPLS",
+    "NATIVE_BACKENDS",
+    "SpectralBackend",
+    "get_backend",
+    "spectral_core",
+]
 
 Tensor = Any
 Activation = Literal["modrelu", "gelu"]
 
+#: Keras backends with a framework of their own: each is imported, and has a pip extra, by its
+#: name (the command line's `--backend`, `spectralmix.distribute`'s engines).
+BACKENDS = ("jax", "tensorflow", "torch")
 #: Keras backends that have a native module; every other backend uses `keras_ops`.
-NATIVE_BACKENDS = ("jax", "tensorflow", "torch")
+NATIVE_BACKENDS = BACKENDS
 ACTIVATIONS = ("modrelu", "gelu")
 #: How the layers compute their transforms: the framework's FFT, the DFT as matmuls
 #: (`spectralmix.backends.dft`), or whichever measured faster for the length ("auto").

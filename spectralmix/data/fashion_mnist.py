@@ -31,6 +31,8 @@ import zlib
 
 import numpy as np
 
+from spectralmix.validation import choice, one_line, optional_positive_int
+
 #: The environment variable naming a directory with the four idx files.
 ENV_VAR = "SPECTRALMIX_FASHION_MNIST_DIR"
 #: Where the Debian/Ubuntu package `dataset-fashion-mnist` installs them.
@@ -169,16 +171,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                 )
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise ValueError(
-            f"{path!r} is not a readable gzip file ({_one_line(error)}): a name ending in "
+            f"{path!r} is not a readable gzip file ({one_line(error)}): a name ending in "
             "'.gz' must hold gzip data (a plain idx file must not end in .gz)"
         ) from None
     except OSError as error:
-        raise ValueError(f"{path!r} cannot be read: {_one_line(error)}") from None
+        raise ValueError(f"{path!r} cannot be read: {one_line(error)}") from None
     return parse_idx(data, path)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _check_magic(array: np.ndarray, path: str, magic: int) -> None:
@@ -201,10 +199,8 @@ def load(
         limit: keep only the first `limit` examples (for smoke runs). The files are still read
             and checked whole.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None. Received: limit={limit!r}")
+    choice("split", split, SPLITS)
+    optional_positive_int("limit", limit)
     place = locate(directory)
     images_path, labels_path = (_find(place, name) for name in _file_names(split))
     images, labels = read_idx(images_path), read_idx(labels_path)

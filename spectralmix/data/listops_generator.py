@@ -31,6 +31,8 @@ import random
 import statistics
 import tempfile
 
+from spectralmix.validation import positive_int
+
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
 VALUE_P = 0.25
@@ -103,8 +105,7 @@ def generate(
         ("max_args", max_args),
         ("max_length", max_length),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        positive_int(name, value)
     if max_args < 2:
         raise ValueError(f"max_args must be at least 2. Received: max_args={max_args}")
     if not 0 <= min_length < max_length - 1:

@@ -66,6 +66,8 @@ import zlib
 
 import numpy as np
 
+from spectralmix.validation import choice, integer, optional_positive_int
+
 #: Geometry at 32x32 (lengths in pixels; see the module docstring for other sizes).
 PARAMETERS: dict[str, dict[str, float | int]] = {
     "easy": {
@@ -116,20 +118,6 @@ _TURN_X = np.linspace(-np.pi / 2, np.pi / 2, 4097)
 _TURN_QUANTILES = np.interp(
     (np.arange(4096) + 0.5) / 4096, (_TURN_X + np.pi / 2 + np.sin(2 * _TURN_X) / 2) / np.pi, _TURN_X
 )
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}. Received: {name}={value!r}")
-
-
-def _check_difficulty(difficulty) -> None:
-    if difficulty not in PARAMETERS:
-        raise ValueError(
-            f"difficulty must be one of {DIFFICULTIES}. Received: difficulty={difficulty!r}"
-        )
 
 
 class _Geometry:
@@ -350,10 +338,10 @@ def generate(
         `(images, labels)`: uint8 `(n, size, size)` and int32 `(n,)`; with `return_markers`
         a third int32 array `(n, 2, 2)` of the two markers' `(row, col)`.
     """
-    _check_int("n", n, 1)
-    _check_int("size", size, 16)
-    _check_difficulty(difficulty)
-    _check_int("seed", seed, 0)
+    integer("n", n, 1)
+    integer("size", size, 16)
+    choice("difficulty", difficulty, DIFFICULTIES)
+    integer("seed", seed, 0)
     rng = np.random.default_rng(int(seed))
     geometry = _Geometry(int(size), difficulty)
     labels = rng.permutation(np.repeat(np.array([1, 0], np.int32), [n // 2, n - n // 2]))
@@ -421,10 +409,9 @@ def split_path(
     directory: str | os.PathLike, split: str, *, size: int = 32, difficulty: str = "easy"
 ) -> str:
     """`DIR/pathfinder{size}_{difficulty}_{split}.npz` (whether or not it exists)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
-    _check_int("size", size, 16)
-    _check_difficulty(difficulty)
+    choice("split", split, SPLITS)
+    integer("size", size, 16)
+    choice("difficulty", difficulty, DIFFICULTIES)
     return os.path.join(os.fspath(directory), f"pathfinder{size}_{difficulty}_{split}.npz")
 
 
@@ -452,10 +439,10 @@ def write_splits(
     if unknown:
         raise ValueError(f"sizes keys must be among {SPLITS}. Received: {unknown}")
     for split, count in sizes.items():
-        _check_int(f"sizes[{split!r}]", count, 1)
-    _check_int("size", size, 16)
-    _check_difficulty(difficulty)
-    _check_int("seed", seed, 0)
+        integer(f"sizes[{split!r}]", count, 1)
+    integer("size", size, 16)
+    choice("difficulty", difficulty, DIFFICULTIES)
+    integer("seed", seed, 0)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(
             "out must be a directory (it is made if missing), but a file exists there. "
@@ -492,8 +479,7 @@ def read_split(
     """Reads a file written by `write_splits`: uint8 images `(n, size, size)` and int32
     labels `(n,)`, only the first `limit` examples when `limit` is given."""
     path = split_path(directory, split, size=size, difficulty=difficulty)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None. Received: limit={limit!r}")
+    optional_positive_int("limit", limit)
     make = (
         f"`spectralmix data pathfinder --out {shlex.quote(os.fspath(directory))} "
         f"--difficulty {difficulty} --size {size}`"

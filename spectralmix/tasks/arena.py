@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from spectralmix import validation
 from spectralmix.tasks import harness
 
 TASKS = ("listops", "pathfinder", "pathx", "image", "text", "fashion_vit")
@@ -60,9 +61,7 @@ _OOM_SIGNS = (
 def make_task(name: str, *, data: str | None = None, seed: int = 0, test_examples=None):
     """The `harness.Task` called `name` (one of `TASKS`), its data at `data` (None: found
     by the task's reader, or generated)."""
-    from spectralmix.layers import _checks
-
-    name = _checks.choice("task", name, TASKS)
+    name = validation.choice("task", name, TASKS)
     if name == "listops":
         from spectralmix.tasks import listops
 
@@ -208,10 +207,8 @@ def run(
             `TEST_EXAMPLES`).
         seed: seed of the data splits, the generators and the initial weights.
     """
-    from spectralmix.layers import _checks
-
-    tasks = [_checks.choice("task", t, TASKS) for t in tasks]
-    models = [_checks.choice("model", m, harness.MODELS) for m in models]
+    tasks = [validation.choice("task", t, TASKS) for t in tasks]
+    models = [validation.choice("model", m, harness.MODELS) for m in models]
     if not tasks or not models:
         raise ValueError(f"Give at least one task and one model. Received: {tasks}, {models}")
     cpu_budget = harness.positive_number("cpu_budget", cpu_budget)

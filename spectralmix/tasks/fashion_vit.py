@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from spectralmix import validation
 from spectralmix.data import fashion_mnist
 from spectralmix.tasks import harness, image
 
@@ -36,10 +37,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 
 def build_model(model: str = "fftnet", **options):
     """An uncompiled `FFTNetViTImageClassifier` for 28x28 grey images, 4x4 patches."""
-    from spectralmix.layers import _checks
     from spectralmix.models import FFTNetViTImageClassifier
 
-    model = _checks.choice("model", model, harness.MODELS)
+    model = validation.choice("model", model, harness.MODELS)
     return FFTNetViTImageClassifier(
         image_size=28,
         patch_size=PATCH_SIZE,

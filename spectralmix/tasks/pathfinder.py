@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from spectralmix import validation
 from spectralmix.data import pathfinder as data_lib
 from spectralmix.data import tokens
 from spectralmix.tasks import harness
@@ -43,9 +44,7 @@ def task(
     (`spectralmix.data.pathfinder.split_seed`, as `write_splits` uses: the files that
     `spectralmix data pathfinder --seed S` writes hold the same images).
     """
-    from spectralmix.layers import _checks
-
-    size = _checks.positive_int("size", size)
+    size = validation.positive_int("size", size)
     sizes = dict(sizes or SIZES.get(size) or SIZES[32])
     name = {32: "pathfinder", 128: "pathx"}.get(size, f"pathfinder{size}")
 

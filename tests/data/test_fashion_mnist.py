@@ -138,7 +138,7 @@ def test_load_checks_counts_dims_and_labels(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"split": "val"}, "split must be one of ('train', 'test'). Received: split='val'"),
+        ({"split": "val"}, "`split` must be one of ['train', 'test']. Received: split='val'"),
         ({"split": "train", "limit": 0}, "Received: limit=0"),
         ({"split": "train", "limit": True}, "Received: limit=True"),
         ({"split": "train", "limit": 2.0}, "Received: limit=2.0"),

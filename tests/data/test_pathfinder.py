@@ -161,9 +161,9 @@ def test_other_sizes(size):
     ("kwargs", "error", "message"),
     [
         ({"n": 0}, ValueError, "Received: n=0"),
-        ({"n": 2.0}, TypeError, "n must be an integer. Received: n=2.0"),
+        ({"n": 2.0}, TypeError, "`n` must be an integer. Received: n=2.0"),
         ({"n": True}, TypeError, "Received: n=True"),
-        ({"n": 2, "size": 15}, ValueError, "size must be at least 16. Received: size=15"),
+        ({"n": 2, "size": 15}, ValueError, "`size` must be >= 16. Received: size=15"),
         ({"n": 2, "size": "32"}, TypeError, "Received: size='32'"),
         ({"n": 2, "difficulty": "medium"}, ValueError, "Received: difficulty='medium'"),
         ({"n": 2, "seed": -1}, ValueError, "Received: seed=-1"),
