@@ -2,23 +2,32 @@
 
 Splits come in two forms. `SequenceData` (a list of unpadded int32 token id arrays and
 labels; `spectralmix.data.listops.ListOps` is one) is batched by length bucket
-(`spectralmix.data.listops.make_batches`), so short sequences are not padded to the longest;
-`ArrayData` (one array of inputs of a fixed shape, e.g. images or fixed-length token ids)
-is batched as it is. Both give a `keras.utils.PyDataset`, which `fit`, `evaluate` and
-`predict` accept on every backend.
+(`make_batches`), so short sequences are not padded to the longest; `ArrayData` (one array
+of inputs of a fixed shape, e.g. images or fixed-length token ids) is batched as it is. Both
+give a `keras.utils.PyDataset`, which `fit`, `evaluate` and `predict` accept on every backend.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from spectralmix.data import listops as sequences_lib
+from spectralmix.validation import positive_int
 
-#: Variable-length token sequences: `token_ids` (list of int32 arrays), `labels` int32 `(n,)`.
-SequenceData = sequences_lib.ListOps
+
+class SequenceData(NamedTuple):
+    """Variable-length token sequences: `token_ids` a list of int32 arrays (unpadded),
+    `labels` int32 `(n,)`."""
+
+    token_ids: list[np.ndarray]
+    labels: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(t) for t in self.token_ids], dtype=np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +48,77 @@ class ArrayData:
 Data = SequenceData | ArrayData
 
 
+def pad(token_ids: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Stacks sequences into an int32 `(n, length)` array padded with 0 at the end."""
+    longest = max((len(t) for t in token_ids), default=0)
+    if longest > length:
+        raise ValueError(f"length={length} is shorter than the longest sequence ({longest})")
+    out = np.zeros((len(token_ids), length), dtype=np.int32)
+    for row, ids in zip(out, token_ids, strict=True):
+        row[: len(ids)] = ids
+    return out
+
+
+def bucket_bounds(max_length: int, step: int = 128) -> list[int]:
+    """Padded lengths: multiples of `step` up to `max_length` (the last one is `max_length`).
+
+    Few distinct shapes keep JAX and `tf.function` from retracing per batch; padding stays
+    under `step` tokens per example.
+    """
+    bounds = list(range(step, max_length, step))
+    return [*bounds, max_length]
+
+
+def make_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    *,
+    bounds: Sequence[int] | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    multiple_of: int = 1,
+) -> list[tuple[int, np.ndarray]]:
+    """Groups example indices into batches of at most `batch_size` whose lengths share a bucket.
+
+    Returns `(padded_length, indices)` pairs. With `shuffle`, examples are shuffled within
+    their buckets and the batch order is shuffled (seeded); otherwise batches come in bucket
+    order. Every example is in a batch.
+
+    `multiple_of` makes every batch size a multiple of it (data-parallel training splits each
+    batch evenly over that many devices): examples left over in a bucket move up to the next
+    (longer) bucket, and a final remainder is completed by repeating some of its examples,
+    so nothing is dropped (at most `multiple_of - 1` examples are seen twice an epoch).
+    """
+    if multiple_of < 1 or batch_size % multiple_of:
+        raise ValueError(
+            "batch_size must be a multiple of multiple_of (the number of devices). "
+            f"Received: batch_size={batch_size}, multiple_of={multiple_of}"
+        )
+    bounds = sorted(bounds or bucket_bounds(max(int(np.max(lengths, initial=1)), 1)))
+    lengths = np.asarray(lengths)
+    if lengths.size and lengths.max() > bounds[-1]:
+        raise ValueError(f"A sequence of {lengths.max()} tokens exceeds the largest bucket")
+    rng = np.random.default_rng(seed)
+    bucket_of = np.searchsorted(bounds, lengths, side="left")
+    batches = []
+    carried = np.zeros(0, dtype=np.int64)
+    for bucket, bound in enumerate(bounds):
+        members = np.flatnonzero(bucket_of == bucket)
+        if shuffle:
+            members = rng.permutation(members)
+        members = np.concatenate([carried, members])
+        usable = len(members) // multiple_of * multiple_of
+        for start in range(0, usable, batch_size):
+            batches.append((int(bound), members[start : min(start + batch_size, usable)]))
+        carried = members[usable:]
+    if len(carried):
+        batches.append((int(bounds[-1]), np.resize(carried, multiple_of)))
+    if shuffle:
+        order = rng.permutation(len(batches))
+        batches = [batches[i] for i in order]
+    return batches
+
+
 def take(data: Data, count: int | None) -> Data:
     """The first `count` examples of `data` (all of them when `count` is None)."""
     if count is None:
@@ -51,14 +131,12 @@ def take(data: Data, count: int | None) -> Data:
 def _batch_plan(data: Data, batch_size: int, *, step: int, max_length: int = 0, **kwargs):
     """`make_batches` over `data`'s lengths (one bucket for `ArrayData`)."""
     if isinstance(data, ArrayData):
-        return sequences_lib.make_batches(
-            np.ones(len(data.labels), np.int64), batch_size, bounds=[1], **kwargs
-        )
+        return make_batches(np.ones(len(data.labels), np.int64), batch_size, bounds=[1], **kwargs)
     # The last bucket ends at `max_length` (or the longest sequence): FFT mixers depend on the
     # padded length, so a split is padded the same whatever its own longest sequence is.
     longest = max(int(data.lengths.max(initial=1)), max_length, 1)
-    bounds = sequences_lib.bucket_bounds(longest, step)
-    return sequences_lib.make_batches(data.lengths, batch_size, bounds=bounds, **kwargs)
+    bounds = bucket_bounds(longest, step)
+    return make_batches(data.lengths, batch_size, bounds=bounds, **kwargs)
 
 
 def _gather(data: Data, length: int, members: np.ndarray, transform=None) -> np.ndarray:
@@ -68,7 +146,7 @@ def _gather(data: Data, length: int, members: np.ndarray, transform=None) -> np.
     rows = [data.token_ids[i] for i in members]
     if transform:
         rows = [transform(ids) for ids in rows]
-    return sequences_lib.pad(rows, length)
+    return pad(rows, length)
 
 
 def dataset(
@@ -89,14 +167,11 @@ def dataset(
     With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e`, so a run resumed at
     `start_epoch` sees the batches an uninterrupted one would. `augment(example, rng)` is
     applied to every example, seeded by `(seed, epoch, batch index)`. `multiple_of`: see
-    `spectralmix.data.listops.make_batches`.
+    `make_batches`.
     """
     import keras
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"batch_size must be a positive integer. Received: batch_size={batch_size!r}"
-        )
+    positive_int("batch_size", batch_size)
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):

@@ -22,9 +22,11 @@ import gzip
 import os
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 import numpy as np
+
+from spectralmix.data import batches
+from spectralmix.validation import choice, one_line, optional_positive_int
 
 #: Id 0 pads (masked by the models), id 1 is a class token for models that read one from the
 #: id stream (spectralmix's classifiers learn their own, so the reader does not insert it).
@@ -42,16 +44,8 @@ _LABELS = frozenset(str(d) for d in range(NUM_CLASSES))
 _OPERATOR_IDS = frozenset(TOKEN_IDS[op] for op in OPERATORS)
 _CLOSE_ID = TOKEN_IDS["]"]
 
-
-class ListOps(NamedTuple):
-    """One split: `token_ids` is a list of int32 arrays (unpadded), `labels` int32 `(n,)`."""
-
-    token_ids: list[np.ndarray]
-    labels: np.ndarray
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.array([len(t) for t in self.token_ids], dtype=np.int64)
+#: One split: `token_ids` is a list of int32 arrays (unpadded), `labels` int32 `(n,)`.
+ListOps = batches.SequenceData
 
 
 def encode(source: str, *, max_length: int = MAX_LENGTH) -> list[int]:
@@ -111,13 +105,9 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
                 yield number, text.rstrip("\r\n")
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise ValueError(
-            f"{path!r} is not a readable gzip file ({_one_line(error)}): a name ending in "
+            f"{path!r} is not a readable gzip file ({one_line(error)}): a name ending in "
             "'.gz' must hold gzip data (a plain TSV must not end in .gz)"
         ) from None
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def read_tsv(
@@ -132,8 +122,7 @@ def read_tsv(
     """
     if not os.path.isfile(path):
         raise ValueError(f"No ListOps file at path={os.fspath(path)!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None. Received: limit={limit!r}")
+    optional_positive_int("limit", limit)
     path = os.fspath(path)
     token_ids, labels = [], []
     lines = _lines(path)
@@ -167,8 +156,7 @@ def read_tsv(
 
 def split_path(directory: str | os.PathLike, split: str) -> str:
     """`DIR/basic_{split}.tsv.gz` or `DIR/basic_{split}.tsv`, whichever exists."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
+    choice("split", split, SPLITS)
     for suffix in (".tsv.gz", ".tsv"):
         path = os.path.join(os.fspath(directory), f"basic_{split}{suffix}")
         if os.path.isfile(path):
@@ -177,17 +165,6 @@ def split_path(directory: str | os.PathLike, split: str) -> str:
         f"No basic_{split}.tsv.gz or basic_{split}.tsv in data={os.fspath(directory)!r}. "
         "Make the files with `spectralmix data listops --out DIR`."
     )
-
-
-def pad(token_ids: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Stacks sequences into an int32 `(n, length)` array padded with 0 at the end."""
-    longest = max((len(t) for t in token_ids), default=0)
-    if longest > length:
-        raise ValueError(f"length={length} is shorter than the longest sequence ({longest})")
-    out = np.zeros((len(token_ids), length), dtype=np.int32)
-    for row, ids in zip(out, token_ids, strict=True):
-        row[: len(ids)] = ids
-    return out
 
 
 def permute_arguments(token_ids: Sequence[int], rng: np.random.Generator) -> np.ndarray:
@@ -226,63 +203,8 @@ def permute_arguments(token_ids: Sequence[int], rng: np.random.Generator) -> np.
 
 
 def bucket_bounds(max_length: int = MAX_LENGTH, step: int = 128) -> list[int]:
-    """Padded lengths: multiples of `step` up to `max_length` (the last one is `max_length`).
-
-    Few distinct shapes keep JAX and `tf.function` from retracing per batch; padding stays
-    under `step` tokens per example.
-    """
-    bounds = list(range(step, max_length, step))
-    return [*bounds, max_length]
-
-
-def make_batches(
-    lengths: np.ndarray,
-    batch_size: int,
-    *,
-    bounds: Sequence[int] | None = None,
-    shuffle: bool = False,
-    seed: int = 0,
-    multiple_of: int = 1,
-) -> list[tuple[int, np.ndarray]]:
-    """Groups example indices into batches of at most `batch_size` whose lengths share a bucket.
-
-    Returns `(padded_length, indices)` pairs. With `shuffle`, examples are shuffled within
-    their buckets and the batch order is shuffled (seeded); otherwise batches come in bucket
-    order. Every example is in a batch.
-
-    `multiple_of` makes every batch size a multiple of it (data-parallel training splits each
-    batch evenly over that many devices): examples left over in a bucket move up to the next
-    (longer) bucket, and a final remainder is completed by repeating some of its examples,
-    so nothing is dropped (at most `multiple_of - 1` examples are seen twice an epoch).
-    """
-    if multiple_of < 1 or batch_size % multiple_of:
-        raise ValueError(
-            "batch_size must be a multiple of multiple_of (the number of devices). "
-            f"Received: batch_size={batch_size}, multiple_of={multiple_of}"
-        )
-    bounds = sorted(bounds or bucket_bounds(max(int(np.max(lengths, initial=1)), 1)))
-    lengths = np.asarray(lengths)
-    if lengths.size and lengths.max() > bounds[-1]:
-        raise ValueError(f"A sequence of {lengths.max()} tokens exceeds the largest bucket")
-    rng = np.random.default_rng(seed)
-    bucket_of = np.searchsorted(bounds, lengths, side="left")
-    batches = []
-    carried = np.zeros(0, dtype=np.int64)
-    for bucket, bound in enumerate(bounds):
-        members = np.flatnonzero(bucket_of == bucket)
-        if shuffle:
-            members = rng.permutation(members)
-        members = np.concatenate([carried, members])
-        usable = len(members) // multiple_of * multiple_of
-        for start in range(0, usable, batch_size):
-            batches.append((int(bound), members[start : min(start + batch_size, usable)]))
-        carried = members[usable:]
-    if len(carried):
-        batches.append((int(bounds[-1]), np.resize(carried, multiple_of)))
-    if shuffle:
-        order = rng.permutation(len(batches))
-        batches = [batches[i] for i in order]
-    return batches
+    """`spectralmix.data.batches.bucket_bounds`, up to ListOps's longest length by default."""
+    return batches.bucket_bounds(max_length, step)
 
 
 def bucketed_dataset(
@@ -301,11 +223,10 @@ def bucketed_dataset(
 
     With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e` (reshuffled in
     `on_epoch_end`), so a run resumed at `start_epoch` sees the same batches as an
-    uninterrupted one. `multiple_of`: see `make_batches`. With `augment`, every example's
-    arguments are reordered (`permute_arguments`), seeded by `(seed, epoch, batch index)`.
+    uninterrupted one. `multiple_of`: see `spectralmix.data.batches.make_batches`. With
+    `augment`, every example's arguments are reordered (`permute_arguments`), seeded by
+    `(seed, epoch, batch index)`.
     """
-    from spectralmix.data import batches
-
     return batches.dataset(
         data,
         batch_size,
@@ -321,6 +242,4 @@ def bucketed_dataset(
 
 def iter_batches(data: ListOps, batch_size: int, step: int = 128) -> Iterator[tuple]:
     """Bucketed `(token_ids, labels)` numpy batches in bucket order (for evaluation loops)."""
-    from spectralmix.data import batches
-
     return batches.iter_batches(data, batch_size, step, max_length=MAX_LENGTH)

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from spectralmix.data import listops
+from spectralmix.data import batches, listops
 
 
 def test_tokens_follow_lra_parentheses_dropped():
@@ -113,23 +113,9 @@ def test_missing_files_and_bad_arguments(tmp_path):
         listops.read_tsv(tmp_path / "x.tsv", limit=0)
 
 
-def test_buckets_cover_every_example_once_with_little_padding():
-    lengths = np.random.default_rng(0).integers(501, 2000, size=1000)
-    bounds = listops.bucket_bounds()
-    assert bounds[0] == 128
-    assert bounds[-1] == 2000
-    assert len(bounds) == 16
-    batches = listops.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=3)
-    members = np.concatenate([m for _, m in batches])
-    np.testing.assert_array_equal(np.sort(members), np.arange(1000))
-    for bound, m in batches:
-        assert len(m) <= 32
-        assert np.all(lengths[m] <= bound)
-        assert np.all(lengths[m] > bound - 128)
-    again = listops.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=3)
-    other = listops.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=4)
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(batches, again, strict=True))
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(batches, other, strict=True))
+def test_buckets_end_at_lra_length_by_default():
+    assert listops.bucket_bounds() == batches.bucket_bounds(2000)
+    assert listops.bucket_bounds(700, 100) == batches.bucket_bounds(700, 100)
 
 
 def test_keras_dataset_pads_with_zeros_and_resumes_the_same_epochs():
@@ -157,28 +143,9 @@ def test_keras_dataset_pads_with_zeros_and_resumes_the_same_epochs():
         listops.bucketed_dataset(data, 0)
 
 
-def test_pad_refuses_to_truncate():
-    with pytest.raises(ValueError, match="length=3"):
-        listops.pad([np.arange(5)], 3)
-
-
 def test_split_path_prefers_existing_files(tmp_path):
     (tmp_path / "basic_val.tsv").write_text("Source\tTarget\n")
     assert listops.split_path(tmp_path, "val") == os.path.join(str(tmp_path), "basic_val.tsv")
-
-
-@pytest.mark.parametrize("multiple_of", [2, 4])
-def test_batches_split_evenly_over_devices_without_dropping_examples(multiple_of):
-    lengths = np.random.default_rng(2).integers(1, 700, size=101)
-    bounds = listops.bucket_bounds(700)
-    batches = listops.make_batches(lengths, 8, bounds=bounds, shuffle=True, multiple_of=multiple_of)
-    assert all(len(m) % multiple_of == 0 and len(m) <= 8 for _, m in batches)
-    members = np.concatenate([m for _, m in batches])
-    assert set(members.tolist()) == set(range(101))  # every example is used
-    assert len(members) - 101 < multiple_of  # at most multiple_of - 1 are repeated
-    assert all(np.all(lengths[m] <= bound) for bound, m in batches)
-    with pytest.raises(ValueError, match="batch_size=6, multiple_of=4"):
-        listops.make_batches(lengths, 6, multiple_of=4)
 
 
 def test_permuting_arguments_keeps_every_value_and_reorders(listops_dir):

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from spectralmix.data import batches
 from spectralmix.data import listops as data_lib
 from spectralmix.tasks import listops
 
@@ -35,7 +36,7 @@ def test_train_checkpoints_reports_and_refuses_to_overwrite(tiny_listops_dir, tm
     best = keras.saving.load_model(os.path.join(out, "best.keras"))
     test = data_lib.read_tsv(data_lib.split_path(tiny_listops_dir, "test"))
     predictions = [
-        np.argmax(best.predict_on_batch(data_lib.pad([ids], 128))[0]) for ids in test.token_ids
+        np.argmax(best.predict_on_batch(batches.pad([ids], 128))[0]) for ids in test.token_ids
     ]
     assert metrics["test_accuracy"] == round(float(np.mean(predictions == test.labels)), 4)
 

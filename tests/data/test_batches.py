@@ -1,0 +1,54 @@
+import ast
+import inspect
+
+import numpy as np
+import pytest
+
+from spectralmix.data import batches
+
+
+def test_generic_batching_imports_no_dataset():
+    tree = ast.parse(inspect.getsource(batches))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import)]
+    imported |= {alias.name for node in imports for alias in node.names}
+    assert "spectralmix.validation" in imported
+    assert not [name for name in imported if name.startswith("spectralmix.data")]
+
+
+def test_buckets_cover_every_example_once_with_little_padding():
+    lengths = np.random.default_rng(0).integers(501, 2000, size=1000)
+    bounds = batches.bucket_bounds(2000)
+    assert bounds[0] == 128
+    assert bounds[-1] == 2000
+    assert len(bounds) == 16
+    plan = batches.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=3)
+    members = np.concatenate([m for _, m in plan])
+    np.testing.assert_array_equal(np.sort(members), np.arange(1000))
+    for bound, m in plan:
+        assert len(m) <= 32
+        assert np.all(lengths[m] <= bound)
+        assert np.all(lengths[m] > bound - 128)
+    again = batches.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=3)
+    other = batches.make_batches(lengths, 32, bounds=bounds, shuffle=True, seed=4)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(plan, again, strict=True))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(plan, other, strict=True))
+
+
+def test_pad_refuses_to_truncate():
+    with pytest.raises(ValueError, match="length=3"):
+        batches.pad([np.arange(5)], 3)
+
+
+@pytest.mark.parametrize("multiple_of", [2, 4])
+def test_batches_split_evenly_over_devices_without_dropping_examples(multiple_of):
+    lengths = np.random.default_rng(2).integers(1, 700, size=101)
+    bounds = batches.bucket_bounds(700)
+    plan = batches.make_batches(lengths, 8, bounds=bounds, shuffle=True, multiple_of=multiple_of)
+    assert all(len(m) % multiple_of == 0 and len(m) <= 8 for _, m in plan)
+    members = np.concatenate([m for _, m in plan])
+    assert set(members.tolist()) == set(range(101))  # every example is used
+    assert len(members) - 101 < multiple_of  # at most multiple_of - 1 are repeated
+    assert all(np.all(lengths[m] <= bound) for bound, m in plan)
+    with pytest.raises(ValueError, match="batch_size=6, multiple_of=4"):
+        batches.make_batches(lengths, 6, multiple_of=4)
