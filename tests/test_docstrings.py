@@ -27,6 +27,7 @@ MODULES = [
     "spectralmix.models.fftnet_vit.fftnet_vit_backbone",
     "spectralmix.models.fftnet_vit.fftnet_vit_image_classifier",
     "spectralmix.models.fftnet_vit.fftnet_vit_layers",
+    "spectralmix.schedules",
     "spectralmix.tasks.harness",
 ]
 

@@ -1,5 +1,8 @@
 """Keras layers of spectralmix; each is serializable under the package name "spectralmix"."""
 
+# Registers spectralmix's learning-rate schedules (PerUpdate): whatever loads a spectralmix model
+# imports the layers first, so a checkpoint's optimizer loads with it.
+from spectralmix import schedules as _schedules  # noqa: F401
 from spectralmix.layers.adaptive_spectral_filter import AdaptiveSpectralFilter
 from spectralmix.layers.class_token import ClassToken
 from spectralmix.layers.drop_path import DropPath

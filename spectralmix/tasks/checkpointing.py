@@ -60,32 +60,6 @@ def read_state(run_dir: str) -> dict[str, Any] | None:
         return json.load(f)
 
 
-@keras.saving.register_keras_serializable(package="spectralmix")
-class PerUpdate(keras.optimizers.schedules.LearningRateSchedule):
-    """`schedule` counted in optimizer updates when each update accumulates `accumulate`
-    batches. Keras evaluates a schedule at its step counter, which under
-    `gradient_accumulation_steps` counts every accumulated batch; this divides it back, so a
-    run with accumulation follows the schedule of the same run without. Registered here so
-    that a checkpoint's optimizer loads wherever checkpoints do."""
-
-    def __init__(self, schedule, accumulate):
-        self.schedule = schedule
-        self.accumulate = int(accumulate)
-
-    def __call__(self, step):
-        return self.schedule(keras.ops.floor_divide(step, self.accumulate))
-
-    def get_config(self):
-        return {
-            "schedule": keras.saving.serialize_keras_object(self.schedule),
-            "accumulate": self.accumulate,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["accumulate"])
-
-
 class CpuBudget(keras.callbacks.Callback):
     """Stops training at the end of the batch where the run's CPU time (process time, all
     threads, from `checkpoint.used_cpu_seconds()`) reaches `seconds`. The partial epoch is

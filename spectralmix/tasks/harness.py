@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from spectralmix import validation
 from spectralmix.data.batches import ArrayData, Data, SequenceData, dataset, iter_batches
 
 __all__ = [
@@ -132,10 +133,9 @@ def sequence_classifier(task_name: str, *, vocabulary_size: int, num_classes: in
     (`vocabulary_size` ids, 0 the padding) whose token mixer is `model`."""
 
     def build_model(model: str = "fftnet", **options):
-        from spectralmix.layers import _checks
         from spectralmix.models import FFTNetClassifier
 
-        model = _checks.choice("model", model, MODELS)
+        model = validation.choice("model", model, MODELS)
         return FFTNetClassifier(
             vocabulary_size=vocabulary_size,
             num_classes=num_classes,
@@ -188,7 +188,7 @@ def compile_model(model, *, total_steps, learning_rate, warmup_steps, weight_dec
         warmup_steps=warmup_steps,
     )
     if accumulate > 1:
-        from spectralmix.tasks.checkpointing import PerUpdate
+        from spectralmix.schedules import PerUpdate
 
         schedule = PerUpdate(schedule, accumulate)
     model.compile(
@@ -267,12 +267,11 @@ def train(
     import keras
 
     import spectralmix.models  # noqa: F401  (registers the classes that checkpoints name)
-    from spectralmix.layers import _checks
     from spectralmix.tasks import checkpointing
 
     defaults = dict(task.train_defaults)
-    epochs = _checks.positive_int("epochs", defaults["epochs"] if epochs is None else epochs)
-    batch_size = _checks.positive_int(
+    epochs = validation.positive_int("epochs", defaults["epochs"] if epochs is None else epochs)
+    batch_size = validation.positive_int(
         "batch_size", defaults["batch_size"] if batch_size is None else batch_size
     )
     learning_rate = positive_number(
@@ -283,8 +282,8 @@ def train(
     augment = bool(defaults.get("augment", False) if augment is None else augment)
     if augment and task.augment is None:
         raise ValueError(f"The {task.name} task has no augmentation. Received: augment=True")
-    model = _checks.choice("model", model, MODELS)
-    accumulate = _checks.positive_int("accumulate", accumulate)
+    model = validation.choice("model", model, MODELS)
+    accumulate = validation.positive_int("accumulate", accumulate)
     if batch_size % accumulate:
         raise ValueError(
             "accumulate must divide batch_size. "

@@ -117,8 +117,7 @@ def load(preset: str | None = None, path: str | os.PathLike | None = None):
         return FFTNetClassifier.from_preset(preset)
     import keras
 
-    import spectralmix.models  # noqa: F401  (registers the classes the file names)
-    from spectralmix.tasks import checkpointing  # noqa: F401  (PerUpdate: accumulated runs)
+    import spectralmix.models  # noqa: F401  (registers the classes the file names, PerUpdate too)
 
     if not os.path.isfile(path):
         raise ValueError(f"No model file at path={os.fspath(path)!r}")
