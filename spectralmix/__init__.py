@@ -13,7 +13,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("backends", "export", "flops", "layers", "models", "ops", "reference", "tasks")
+_SUBMODULES = (
+    "backends",
+    "export",
+    "flops",
+    "layers",
+    "models",
+    "ops",
+    "reference",
+    "registry",
+    "schedules",
+    "tasks",
+    "validation",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,10 @@
-"""Keras layers of spectralmix; each is serializable under the package name "spectralmix"."""
+"""Keras layers of spectralmix; each is serializable under the package name "spectralmix".
+
+Token mixers (`AdaptiveSpectralFilter` "fftnet", `FourierMixing` "fnet", `SelfAttention`
+"attention", and any registered with `register_token_mixer`) are found by name in
+`spectralmix.registry`; `MetaFormerBlock` wraps any of them in a residual block,
+`FFTNetBlock` is its FFTNet form.
+"""
 
 # Registers spectralmix's learning-rate schedules (PerUpdate): whatever loads a spectralmix model
 # imports the layers first, so a checkpoint's optimizer loads with it.
@@ -8,8 +14,16 @@ from spectralmix.layers.class_token import ClassToken
 from spectralmix.layers.drop_path import DropPath
 from spectralmix.layers.fftnet_block import FFTNetBlock
 from spectralmix.layers.fourier_mixing import FourierMixing
+from spectralmix.layers.metaformer_block import MetaFormerBlock
 from spectralmix.layers.mod_relu import ModReLU
 from spectralmix.layers.position_embedding import PositionEmbedding
+from spectralmix.layers.self_attention import SelfAttention
+from spectralmix.registry import (
+    get_token_mixer,
+    register_token_mixer,
+    token_mixer_names,
+    unregister_token_mixer,
+)
 
 __all__ = [
     "AdaptiveSpectralFilter",
@@ -17,6 +31,12 @@ __all__ = [
     "DropPath",
     "FFTNetBlock",
     "FourierMixing",
+    "MetaFormerBlock",
     "ModReLU",
     "PositionEmbedding",
+    "SelfAttention",
+    "get_token_mixer",
+    "register_token_mixer",
+    "token_mixer_names",
+    "unregister_token_mixer",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import keras
 from keras import ops
 
@@ -82,6 +84,24 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         Fein-Ashley et al., "The FFT Strikes Back: An Efficient Alternative to
         Self-Attention", arXiv:2502.18394.
     """
+
+    # Not causal: the modReLU acts on the spectrum and the context is the whole sequence's mean.
+    causal = False
+    model_arguments = (
+        "num_heads",
+        "max_sequence_length",
+        "kernel_initializer",
+        "bias_initializer",
+    )
+    # The filter MLP, Megatron-style: `context_dense` split by output, `modulation_dense` by
+    # input, one reduction for the pair; the spectral weights are replicated.
+    model_parallel_layout = MappingProxyType(
+        {
+            "context_dense/kernel": (None, "model"),
+            "context_dense/bias": ("model",),
+            "modulation_dense/kernel": ("model", None),
+        }
+    )
 
     def __init__(
         self,
@@ -169,7 +189,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         modulation = ops.reshape(modulation, (-1, self.num_heads, num_bins, 2))
         return scale * (1.0 + modulation[..., 0]), shift + modulation[..., 1]
 
-    def call(self, inputs, mask=None):
+    def call(self, inputs, mask=None, training=None):
         _checks.floating_input("AdaptiveSpectralFilter", inputs)
         x = ops.cast(inputs, _checks.island_dtype(self.dtype_policy))
         length = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
@@ -211,3 +231,39 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
     def from_config(cls, config):
         # Saved before `modrelu_epsilon` existed: the exact modReLU it was trained with.
         return super().from_config(_checks.legacy_default(config, "modrelu_epsilon", 0.0))
+
+    @staticmethod
+    def count_flops(tally, tokens, channels, arguments):
+        """The context mean and MLP, the filter (resampled when the length differs from
+        `max_sequence_length`), rfft + irfft per channel, the filter product, modReLU."""
+        from spectralmix import flops
+
+        heads = arguments["num_heads"]
+        variant = arguments.get("variant", "v1")
+        filter_length = arguments.get("max_sequence_length") or tokens
+        bins, max_bins = tokens // 2 + 1, filter_length // 2 + 1
+        per_example_filters = 0  # per-bin tensors that depend on the example (to resample)
+        if arguments.get("adaptive", True):
+            tally.add("elementwise", flops.MEAN_PER_ELEMENT * tokens * channels)
+            tally.dense(1, channels, channels)
+            tally.add("activation", flops.GELU_PER_ELEMENT * channels)
+            outputs_per_bin = 1 if variant == "v1" else 2
+            tally.dense(1, channels, heads * max_bins * outputs_per_bin)
+            if variant == "v1":
+                tally.add("activation", flops.TANH_PER_ELEMENT * heads * max_bins)
+                tally.add("spectral_filter", flops.FILTER_FORMATION_V1 * heads * max_bins)
+                per_example_filters = 1
+            else:
+                tally.add("spectral_filter", flops.FILTER_FORMATION_V2 * heads * max_bins)
+                per_example_filters = 2
+        if tokens != filter_length:
+            tally.add(
+                "spectral_filter", flops.RESAMPLE_PER_BIN * heads * bins * per_example_filters
+            )
+        tally.add("fft", 2 * channels * flops.fft_cost(flops.REAL_FFT_COEFFICIENT, tokens))
+        tally.add("spectral_filter", flops.FILTER_MULTIPLY_PER_BIN * bins * channels)
+        if variant == "v1":
+            tally.add("modrelu", flops.MODRELU_PER_BIN * bins * channels)
+        else:
+            tally.add("modrelu", flops.MAGNITUDE_GELU_PER_BIN * bins * channels)
+            tally.add("activation", flops.GELU_PER_ELEMENT * bins * channels)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import keras
 from keras import ops
 
@@ -48,6 +50,9 @@ class FourierMixing(keras.layers.Layer):
         arXiv:2105.03824.
     """
 
+    causal = False
+    model_parallel_layout = MappingProxyType({})  # no weights
+
     def __init__(self, fft_impl="fft", **kwargs):
         super().__init__(**kwargs)
         self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
@@ -56,7 +61,7 @@ class FourierMixing(keras.layers.Layer):
     def build(self, input_shape):
         _checks.sequence_shape("FourierMixing", input_shape)
 
-    def call(self, inputs, mask=None):
+    def call(self, inputs, mask=None, training=None):
         _checks.floating_input("FourierMixing", inputs)
         x = ops.cast(inputs, _checks.island_dtype(self.dtype_policy))
         if mask is not None:
@@ -73,3 +78,12 @@ class FourierMixing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "fft_impl": self.fft_impl}
+
+    @staticmethod
+    def count_flops(tally, tokens, channels, arguments):
+        """Complex FFTs along the channels, then along the tokens, and the real part."""
+        from spectralmix import flops
+
+        tally.add("fft", tokens * flops.fft_cost(flops.COMPLEX_FFT_COEFFICIENT, channels))
+        tally.add("fft", channels * flops.fft_cost(flops.COMPLEX_FFT_COEFFICIENT, tokens))
+        tally.add("fft", flops.REAL_PART_PER_ELEMENT * tokens * channels)

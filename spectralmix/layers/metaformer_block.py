@@ -1,0 +1,202 @@
+"""The residual block around any registered token mixer (a MetaFormer block)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from spectralmix.layers import _checks
+from spectralmix.layers.drop_path import DropPath
+from spectralmix.registry import get_token_mixer, mixer_arguments, token_mixer_kwargs_dict
+
+
+@keras.saving.register_keras_serializable(package="spectralmix")
+class MetaFormerBlock(keras.layers.Layer):
+    """A residual block: a token mixer, then a GELU MLP, each with a LayerNorm.
+
+    Post-norm (`norm_first=False`, the FFTNet paper's code):
+    `h = LN_1(x + DropPath(Dropout(mixer(x))))`, `y = h + DropPath(MLP(LN_2(h)))`.
+    Pre-norm (`norm_first=True`, the usual Transformer and the FFTNet authors' later code):
+    `h = x + DropPath(Dropout(mixer(LN_1(x))))`, `y = h + DropPath(MLP(LN_2(h)))`.
+    The MLP is `Dense(mlp_ratio·D) → GELU → Dropout → Dense(D) → Dropout`.
+
+    The block knows its mixer only through the mixer's call signature,
+    `mixer(x, mask=..., training=...)`: with `token_mixer="attention"` it is a Transformer
+    block, with `"fftnet"` an FFTNet block, with `"fnet"` an FNet block, and any mixer
+    registered with `spectralmix.layers.register_token_mixer` works the same way.
+
+    Args:
+        token_mixer: a registered mixer name (`spectralmix.layers.token_mixer_names()`), or a
+            token-mixer layer instance (saved with the block through its own config).
+        token_mixer_kwargs: the mixer's own constructor arguments (with a name), e.g.
+            `{"num_heads": 8}`. The block adds its initializers where the mixer declares it
+            takes them (`model_arguments`).
+        mlp_ratio: hidden width of the MLP as a multiple of the channels.
+        dropout: dropout rate on the mixer output and in the MLP.
+        drop_path: stochastic-depth rate of both residual branches.
+        norm_first: pre-norm (`True`) or post-norm (`False`, the FFTNet paper's code).
+        layer_norm_epsilon: epsilon of both LayerNorms (PyTorch's default, as the authors).
+        kernel_initializer: initializer of the dense kernels.
+        bias_initializer: initializer of the dense biases.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Input shape:
+        `(batch, sequence_length, channels)`.
+
+    Output shape:
+        Same as the input.
+
+    Call arguments:
+        inputs: the token features.
+        mask: optional boolean `(batch, sequence_length)` padding mask; padded tokens never
+            change the outputs at real positions, and padded outputs are zero.
+        training: whether dropout and drop path are active.
+
+    Examples:
+        >>> import numpy as np
+        >>> block = MetaFormerBlock("fftnet", {"num_heads": 4}, mlp_ratio=2.0)
+        >>> tuple(block(np.random.rand(2, 16, 32).astype("float32")).shape)
+        (2, 16, 32)
+        >>> transformer = MetaFormerBlock("attention", {"num_heads": 4}, norm_first=True)
+
+    Reference:
+        Yu et al., "MetaFormer Is Actually What You Need for Vision", CVPR 2022;
+        Fein-Ashley et al., "The FFT Strikes Back", arXiv:2502.18394.
+    """
+
+    def __init__(
+        self,
+        token_mixer="fftnet",
+        token_mixer_kwargs=None,
+        mlp_ratio=4.0,
+        dropout=0.0,
+        drop_path=0.0,
+        norm_first=False,
+        layer_norm_epsilon=1e-5,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(token_mixer, dict):
+            token_mixer = keras.saving.deserialize_keras_object(token_mixer)
+        if isinstance(token_mixer, keras.layers.Layer):
+            self.mixer_layer = token_mixer
+            self.token_mixer = token_mixer
+        else:
+            self.mixer_layer = None
+            self.token_mixer = get_token_mixer(token_mixer).token_mixer_name
+        self.token_mixer_kwargs = token_mixer_kwargs_dict(token_mixer_kwargs)
+        if self.mixer_layer is not None and self.token_mixer_kwargs:
+            raise ValueError(
+                "`token_mixer_kwargs` configures a mixer given by name; a mixer layer instance "
+                f"carries its own arguments. Received: token_mixer_kwargs={token_mixer_kwargs!r}"
+            )
+        self.mlp_ratio = _checks.positive_float("mlp_ratio", mlp_ratio)
+        self.dropout = _checks.rate("dropout", dropout)
+        self.drop_path = _checks.rate("drop_path", drop_path)
+        self.norm_first = _checks.boolean("norm_first", norm_first)
+        self.layer_norm_epsilon = _checks.positive_float("layer_norm_epsilon", layer_norm_epsilon)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    def _make_mixer(self) -> keras.layers.Layer:
+        if self.mixer_layer is not None:
+            return self.mixer_layer
+        arguments = mixer_arguments(
+            self.token_mixer,
+            self.token_mixer_kwargs,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+        )
+        mixer_class = get_token_mixer(self.token_mixer)
+        try:
+            return mixer_class(**arguments, dtype=self.dtype_policy, name="token_mixer")
+        except TypeError as error:
+            raise TypeError(
+                f"Token mixer {self.token_mixer!r} ({mixer_class.__name__}) rejected its "
+                f"arguments {sorted(arguments)}: {error}"
+            ) from None
+
+    def _dense(self, units, name, activation=None):
+        return keras.layers.Dense(
+            units,
+            activation=activation,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, input_shape):
+        shape = _checks.sequence_shape(type(self).__name__, input_shape)
+        channels = shape[-1]
+        # The attribute is `mixer`: saved weights are found under that name.
+        self.mixer = self._make_mixer()
+        if not self.mixer.built:
+            self.mixer.build(shape)
+        self.mixer_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.norm1 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="norm1"
+        )
+        self.norm1.build(shape)
+        self.norm2 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="norm2"
+        )
+        self.norm2.build(shape)
+        hidden = max(1, round(channels * self.mlp_ratio))
+        self.mlp_dense1 = self._dense(hidden, "mlp_dense1", activation="gelu")
+        self.mlp_dense1.build(shape)
+        self.mlp_dense2 = self._dense(channels, "mlp_dense2")
+        self.mlp_dense2.build((*shape[:-1], hidden))
+        self.mlp_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.drop_path_mixer = DropPath(self.drop_path, dtype=self.dtype_policy)
+        self.drop_path_mlp = DropPath(self.drop_path, dtype=self.dtype_policy)
+
+    def _mlp(self, x, training):
+        h = self.mlp_dropout(self.mlp_dense1(x), training=training)
+        return self.mlp_dropout(self.mlp_dense2(h), training=training)
+
+    def call(self, inputs, mask=None, training=None):
+        _checks.floating_input(type(self).__name__, inputs)
+        x = inputs
+        if mask is not None:
+            token_weight = ops.expand_dims(ops.cast(mask, x.dtype), -1)
+            x = x * token_weight
+        mixer_input = self.norm1(x) if self.norm_first else x
+        mixed = self.mixer(mixer_input, mask=mask, training=training)
+        mixed = self.drop_path_mixer(
+            self.mixer_dropout(mixed, training=training), training=training
+        )
+        h = x + mixed if self.norm_first else self.norm1(x + mixed)
+        y = h + self.drop_path_mlp(self._mlp(self.norm2(h), training), training=training)
+        if mask is not None:
+            y = y * token_weight
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _mixer_config(self) -> dict[str, Any]:
+        if self.mixer_layer is not None:
+            return {
+                "token_mixer": keras.saving.serialize_keras_object(self.mixer_layer),
+                "token_mixer_kwargs": None,
+            }
+        return {"token_mixer": self.token_mixer, "token_mixer_kwargs": self.token_mixer_kwargs}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            **self._mixer_config(),
+            "mlp_ratio": self.mlp_ratio,
+            "dropout": self.dropout,
+            "drop_path": self.drop_path,
+            "norm_first": self.norm_first,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
