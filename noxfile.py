@@ -57,6 +57,18 @@ def distributed(session: nox.Session) -> None:
 
 
 @nox.session
+def keras_hub(session: nox.Session) -> None:
+    """keras-hub interoperability: a spectralmix preset directory loads through
+    `keras_hub.models.Backbone.from_preset` (TensorFlow backend; keras-hub needs TensorFlow
+    and tensorflow-text whatever the backend)."""
+    _install(session, "tensorflow", "test")
+    session.install("-r", "backends/keras_hub.txt")
+    session.run(
+        "pytest", "tests/test_keras_hub.py", *session.posargs, env={"KERAS_BACKEND": "tensorflow"}
+    )
+
+
+@nox.session
 def export(session: nox.Session) -> None:
     """Export checks: under each backend in turn (one pytest process each), small models are
     exported to SavedModel, ONNX and LiteRT and run in a fresh process that imports only the
@@ -80,14 +92,14 @@ import spectralmix
 assert "keras" not in sys.modules, "import spectralmix imported keras"
 here = os.path.dirname(spectralmix.__file__)
 assert here.startswith(sysconfig.get_paths()["purelib"]), f"not the installed wheel: {here}"
-weights = os.path.join(here, "models", "fftnet", "weights", "fftnet_listops.weights.h5")
+weights = os.path.join(here, "models", "fftnet", "presets", "fftnet_listops", "model.weights.h5")
 assert os.path.getsize(weights) > 1_000_000, weights
 assert importlib.metadata.version("spectralmix") == spectralmix.__version__
 frameworks = [m for m in ("jax", "tensorflow", "torch") if importlib.util.find_spec(m)]
 assert not frameworks, f"a framework was installed with the wheel: {frameworks}"
 print("installed", spectralmix.__version__, "at", here)
 """
-WEIGHTS_IN_PACKAGE = "spectralmix/models/fftnet/weights/fftnet_listops.weights.h5"
+WEIGHTS_IN_PACKAGE = "spectralmix/models/fftnet/presets/fftnet_listops/model.weights.h5"
 
 
 @nox.session
@@ -143,9 +155,17 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation (mkdocs-material + mkdocstrings) in strict mode."""
-    session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
+    """Build the documentation (mkdocs-material + mkdocstrings) in strict mode, then check the
+    built HTML (no list run into a paragraph: tests/test_docs_html.py)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "docs"), "pytest>=8")
     session.run("mkdocs", "build", "--strict", "-d", "site", *session.posargs)
+    # --noconftest: tests/conftest.py imports keras and numpy, which this session lacks.
+    session.run(
+        "pytest",
+        "--noconftest",
+        "tests/test_docs_html.py",
+        env={"SPECTRALMIX_SITE_DIR": "site"},
+    )
 
 
 def _backend_option(session: nox.Session, args: list[str]) -> str:

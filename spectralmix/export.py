@@ -140,8 +140,9 @@ def _check_model(model: Any):
 
 
 def _default_dims(model) -> dict[str, int]:
-    """Sizes a spectralmix model was built for, from its config."""
-    config = model.get_config()
+    """Sizes a spectralmix model was built for, from its (task model's: its backbone's)
+    config."""
+    config = getattr(model, "backbone", model).get_config()
     return {k: config[k] for k in ("image_size", "max_sequence_length") if k in config}
 
 
@@ -234,6 +235,28 @@ def _spectral_layers(model):
     ]
 
 
+def _config_with_fft_impl(config: Any, fft_impl: str) -> Any:
+    """`config` (nested dicts and lists) with every `fft_impl` set to `fft_impl`, including in
+    the `token_mixer_kwargs` of blocks and backbones whose mixer takes it."""
+    from spectralmix.registry import get_token_mixer, takes_argument
+
+    if isinstance(config, list):
+        return [_config_with_fft_impl(item, fft_impl) for item in config]
+    if not isinstance(config, dict):
+        return config
+    config = {key: _config_with_fft_impl(value, fft_impl) for key, value in config.items()}
+    if "fft_impl" in config:
+        config["fft_impl"] = fft_impl
+    mixer = config.get("token_mixer")
+    takes = isinstance(mixer, str) and takes_argument(get_token_mixer(mixer), "fft_impl")
+    if takes and "token_mixer_kwargs" in config:
+        config["token_mixer_kwargs"] = {
+            **(config["token_mixer_kwargs"] or {}),
+            "fft_impl": fft_impl,
+        }
+    return config
+
+
 def with_fft_impl(model, fft_impl: str = "dft"):
     """A copy of `model` (same weights) whose spectral layers use `fft_impl`; `model` itself is
     not changed. spectralmix models are rebuilt from their config; other functional or
@@ -242,20 +265,17 @@ def with_fft_impl(model, fft_impl: str = "dft"):
     import keras
 
     from spectralmix.layers import _checks
+    from spectralmix.models import Backbone, Task
 
     fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
     if all(layer.fft_impl == fft_impl for layer in _spectral_layers(model)):
         return model
-    config = model.get_config()
-    if "fft_impl" in config:
-        clone = type(model).from_config({**config, "fft_impl": fft_impl})
+    if isinstance(model, (Backbone, Task)):
+        clone = type(model).from_config(_config_with_fft_impl(model.get_config(), fft_impl))
     else:
 
         def clone_layer(layer):
-            layer_config = layer.get_config()
-            if "fft_impl" in layer_config:
-                layer_config["fft_impl"] = fft_impl
-            return type(layer).from_config(layer_config)
+            return type(layer).from_config(_config_with_fft_impl(layer.get_config(), fft_impl))
 
         try:
             clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)

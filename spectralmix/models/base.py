@@ -1,27 +1,46 @@
-"""What the model families share: the encoder stack and config handling of functional models."""
+"""What the model families share: keras-hub's shape of a backbone and the task models on it.
+
+A `Backbone` is a functional model built in `__init__` whose config is its constructor
+arguments, kept as one attribute each. A `Task` takes a backbone instance
+(`FFTNetClassifier(backbone=..., num_classes=...)`) and serializes it nested, as keras-hub's
+tasks do. Presets (directories or registered names) load through `from_preset`.
+"""
 
 from __future__ import annotations
+
+import importlib.util
+from typing import Any
 
 import keras
 import numpy as np
 
-from spectralmix.layers import FFTNetBlock, _checks
-from spectralmix.layers.fftnet_block import TOKEN_MIXERS
-from spectralmix.models.presets import PresetMixin
+from spectralmix.layers import MetaFormerBlock, _checks
+from spectralmix.models import presets
+from spectralmix.registry import (
+    get_token_mixer,
+    mixer_arguments,
+    takes_argument,
+    token_mixer_kwargs_dict,
+)
+
+#: The flat mixer arguments of spectralmix 0.1 configs (now in `token_mixer_kwargs`).
+LEGACY_MIXER_KEYS = ("variant", "fft_impl", "modrelu_epsilon", "adaptive")
 
 
-def check_encoder_arguments(hidden_dim, num_layers, num_heads, token_mixer, drop_path):
+def check_encoder_arguments(hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs):
     """Validates the encoder arguments both families take; returns them normalised."""
     hidden_dim = _checks.positive_int("hidden_dim", hidden_dim)
     num_layers = _checks.positive_int("num_layers", num_layers)
     num_heads = _checks.positive_int("num_heads", num_heads)
-    token_mixer = _checks.choice("token_mixer", token_mixer, TOKEN_MIXERS)
-    if token_mixer != "fnet" and hidden_dim % num_heads:
+    mixer = get_token_mixer(token_mixer)
+    token_mixer_kwargs = token_mixer_kwargs_dict(token_mixer_kwargs)
+    heads = mixer_arguments(token_mixer, token_mixer_kwargs, num_heads=num_heads).get("num_heads")
+    if heads is not None and hidden_dim % heads:
         raise ValueError(
             "`num_heads` must divide `hidden_dim`. "
-            f"Received: num_heads={num_heads}, hidden_dim={hidden_dim}"
+            f"Received: num_heads={heads}, hidden_dim={hidden_dim}"
         )
-    return hidden_dim, num_layers, num_heads, token_mixer, _checks.rate("drop_path", drop_path)
+    return hidden_dim, num_layers, num_heads, mixer.token_mixer_name, token_mixer_kwargs
 
 
 def encoder(
@@ -34,25 +53,24 @@ def encoder(
     dropout,
     drop_path,
     token_mixer,
-    variant,
+    token_mixer_kwargs,
+    norm_first,
     layer_norm_epsilon,
     dtype,
-    fft_impl="fft",
-    modrelu_epsilon=_checks.MODRELU_EPSILON,
 ):
-    """`num_layers` FFTNet blocks (drop path rising linearly from 0) and a final LayerNorm;
-    the spectral filters are defined for `num_tokens` tokens."""
+    """`num_layers` `MetaFormerBlock`s (drop path rising linearly from 0) and a final
+    LayerNorm; mixers that take a length are defined for `num_tokens` tokens."""
+    kwargs = mixer_arguments(
+        token_mixer, token_mixer_kwargs, num_heads=num_heads, max_sequence_length=num_tokens
+    )
     for i, rate in enumerate(np.linspace(0.0, drop_path, num_layers)):
-        x = FFTNetBlock(
-            num_heads,
+        x = MetaFormerBlock(
+            token_mixer,
+            kwargs,
             mlp_ratio=mlp_ratio,
             dropout=dropout,
             drop_path=float(rate),
-            token_mixer=token_mixer,
-            max_sequence_length=num_tokens,
-            variant=variant,
-            fft_impl=fft_impl,
-            modrelu_epsilon=modrelu_epsilon,
+            norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
             name=f"block_{i}",
@@ -62,41 +80,111 @@ def encoder(
     )(x)
 
 
-class ConfiguredModel(PresetMixin, keras.Model):
-    """A functional model built in `__init__` whose config is its constructor arguments.
+def is_legacy_config(config: dict) -> bool:
+    """Whether `config` is a spectralmix 0.1 model config (flat mixer arguments)."""
+    return "token_mixer_kwargs" not in config and any(k in config for k in LEGACY_MIXER_KEYS)
 
-    `_config_keys` are read from the model, `_backbone_keys` from its `backbone` (task models
-    take the backbone's arguments directly).
+
+def upgrade_config(config: dict) -> dict:
+    """A spectralmix 0.1 backbone config (flat `variant`, `fft_impl`, `modrelu_epsilon`)
+    as today's: those go to `token_mixer_kwargs` where the mixer takes them, and
+    `variant="v2"` also sets `norm_first=True`. A config saved before `modrelu_epsilon`
+    existed gets the exact modReLU (`0`) it was trained with."""
+    config = dict(config)
+    if not is_legacy_config(config):
+        return config
+    config = _checks.legacy_default(config, "modrelu_epsilon", 0.0)
+    mixer = get_token_mixer(config.get("token_mixer", "fftnet"))
+    legacy = {k: config.pop(k) for k in LEGACY_MIXER_KEYS if k in config}
+    config["token_mixer_kwargs"] = {k: v for k, v in legacy.items() if takes_argument(mixer, k)}
+    config["norm_first"] = legacy.get("variant", "v1") == "v2"
+    return config
+
+
+def _legacy_error(cls: type) -> ValueError:
+    return ValueError(
+        f"This {cls.__name__} config was saved by spectralmix 0.1 (flat mixer arguments and "
+        "the old block layout); convert the saved file once with "
+        "`spectralmix.models.convert_legacy_file(old_path, new_path)`"
+    )
+
+
+def _model_base() -> type:
+    """keras-hub's `Backbone` where the `keras-hub` extra is installed, else `keras.Model`.
+
+    `keras_hub.models.Backbone.from_preset(dir)` loads only subclasses of its own class, so
+    with keras-hub installed spectralmix's backbones are such subclasses (importing keras-hub
+    imports TensorFlow, whatever the backend); without it nothing of keras-hub is needed.
+    """
+    if importlib.util.find_spec("keras_hub") is None:
+        return keras.Model
+    from keras_hub.models import Backbone as KerasHubBackbone
+
+    return KerasHubBackbone
+
+
+class Backbone(presets.PresetMixin, _model_base()):
+    """A functional backbone whose config is its constructor arguments.
+
+    Subclasses set one attribute per constructor argument and list them in `config_keys`.
+    With keras-hub installed it is also a `keras_hub.models.Backbone`.
     """
 
-    _config_keys: tuple[str, ...] = ()
-    _backbone_keys: tuple[str, ...] = ()
-
-    def _store_config(self, arguments: dict) -> None:
-        """Keeps each validated constructor argument named in `_config_keys` as an attribute."""
-        for key in self._config_keys:
-            setattr(self, key, arguments[key])
+    config_keys: tuple[str, ...] = ()
 
     def get_config(self):
-        config = {
+        return {
             "name": self.name,
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **{key: getattr(self, key) for key in self.config_keys},
         }
-        config.update({k: getattr(self, k) for k in self._config_keys})
-        config.update({k: getattr(self.backbone, k) for k in self._backbone_keys})
-        return config
 
     @classmethod
     def from_config(cls, config):
-        if "modrelu_epsilon" in cls._config_keys + cls._backbone_keys:
-            # Saved before `modrelu_epsilon` existed: the exact modReLU it was trained with.
-            config = _checks.legacy_default(config, "modrelu_epsilon", 0.0)
+        if is_legacy_config(config):
+            raise _legacy_error(cls)
         config = dict(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
         return cls(**config)
 
+    @property
+    def token_mixer_arguments(self) -> dict[str, Any]:
+        """The constructor arguments every block's mixer gets."""
+        return self.get_layer("block_0").token_mixer_kwargs
+
+
+class Task(presets.PresetMixin, keras.Model):
+    """A model on a backbone instance (`backbone=`), serialized with the backbone nested."""
+
+    backbone_class: type = Backbone
+    config_keys: tuple[str, ...] = ()
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            **{key: getattr(self, key) for key in self.config_keys},
+        }
+
     @classmethod
-    def _pop_backbone_kwargs(cls, kwargs: dict) -> dict:
-        return {k: kwargs.pop(k) for k in cls._backbone_keys if k in kwargs}
+    def from_config(cls, config):
+        if "backbone" not in config and is_legacy_config(config):
+            raise _legacy_error(cls)
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def check_backbone(backbone: Any, expected: type) -> None:
+    if not isinstance(backbone, expected):
+        raise TypeError(
+            f"`backbone` must be a {expected.__name__} instance (e.g. "
+            f"{expected.__name__}.from_preset(...)). Received: backbone={backbone!r}"
+        )

@@ -5,28 +5,11 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import ClassToken, PositionEmbedding, _checks
-from spectralmix.models.base import ConfiguredModel, check_encoder_arguments, encoder
-
-CONFIG_KEYS = (
-    "vocabulary_size",
-    "max_sequence_length",
-    "hidden_dim",
-    "num_layers",
-    "num_heads",
-    "mlp_ratio",
-    "dropout",
-    "drop_path",
-    "token_mixer",
-    "variant",
-    "class_token",
-    "layer_norm_epsilon",
-    "fft_impl",
-    "modrelu_epsilon",
-)
+from spectralmix.models.base import Backbone, check_encoder_arguments, encoder
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetBackbone(ConfiguredModel):
+class FFTNetBackbone(Backbone):
     """Token ids → embeddings (+ learned positions) → FFTNet blocks → final LayerNorm.
 
     Token id 0 is padding (Keras's `mask_zero` convention): it becomes a Keras mask that every
@@ -45,15 +28,15 @@ class FFTNetBackbone(ConfiguredModel):
         mlp_ratio: MLP width as a multiple of `hidden_dim`.
         dropout: dropout after the embeddings, on the mixer output and in the MLPs.
         drop_path: stochastic depth rate of the last block (linearly from 0).
-        token_mixer: `"fftnet"`, `"fnet"` or `"attention"`.
-        variant: FFTNet form, `"v1"` (paper) or `"v2"`.
+        token_mixer: a registered token mixer: `"fftnet"` (default), `"fnet"`,
+            `"attention"` or any other (`spectralmix.layers.token_mixer_names()`).
+        token_mixer_kwargs: the mixer's own arguments, e.g. `{"variant": "v2"}`,
+            `{"fft_impl": "dft"}` or `{"modrelu_epsilon": 0.0}` for `"fftnet"` (see
+            `AdaptiveSpectralFilter`). `num_heads` and the filter length come from the
+            backbone for the mixers that declare them.
+        norm_first: pre-norm blocks (`True`) or post-norm (`False`, the FFTNet paper's code).
         class_token: whether to prepend a learned class token.
         layer_norm_epsilon: LayerNorm epsilon.
-        fft_impl: `"fft"` (default), `"dft"` or `"auto"`: how the spectral mixers compute
-            their transforms (see `AdaptiveSpectralFilter`); `spectralmix.export` uses `"dft"`
-            for formats with no FFT op.
-        modrelu_epsilon: the spectral filters' modReLU floor (see `AdaptiveSpectralFilter`):
-            `1e-3` as the authors, `0` for the exact form.
         dtype: dtype policy of the layers.
 
     Examples:
@@ -64,9 +47,21 @@ class FFTNetBackbone(ConfiguredModel):
         (1, 5, 32)
     """
 
-    _config_keys = CONFIG_KEYS
-    _preset_class = "FFTNetClassifier"
-    _preset_ignored_keys = ("num_classes", "pooling")
+    config_keys = (
+        "vocabulary_size",
+        "max_sequence_length",
+        "hidden_dim",
+        "num_layers",
+        "num_heads",
+        "mlp_ratio",
+        "dropout",
+        "drop_path",
+        "token_mixer",
+        "token_mixer_kwargs",
+        "norm_first",
+        "class_token",
+        "layer_norm_epsilon",
+    )
 
     def __init__(
         self,
@@ -79,21 +74,24 @@ class FFTNetBackbone(ConfiguredModel):
         dropout=0.0,
         drop_path=0.0,
         token_mixer="fftnet",
-        variant="v1",
+        token_mixer_kwargs=None,
+        norm_first=False,
         class_token=False,
         layer_norm_epsilon=1e-5,
-        fft_impl="fft",
-        modrelu_epsilon=_checks.MODRELU_EPSILON,
         dtype=None,
         **kwargs,
     ):
         vocabulary_size = _checks.positive_int("vocabulary_size", vocabulary_size)
         max_sequence_length = _checks.positive_int("max_sequence_length", max_sequence_length)
-        hidden_dim, num_layers, num_heads, token_mixer, drop_path = check_encoder_arguments(
-            hidden_dim, num_layers, num_heads, token_mixer, drop_path
+        hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs = (
+            check_encoder_arguments(
+                hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs
+            )
         )
-        fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
-        modrelu_epsilon = _checks.non_negative_float("modrelu_epsilon", modrelu_epsilon)
+        mlp_ratio = _checks.positive_float("mlp_ratio", mlp_ratio)
+        dropout = _checks.rate("dropout", dropout)
+        drop_path = _checks.rate("drop_path", drop_path)
+        norm_first = _checks.boolean("norm_first", norm_first)
         class_token = _checks.boolean("class_token", class_token)
         num_tokens = max_sequence_length + int(class_token)
 
@@ -114,12 +112,22 @@ class FFTNetBackbone(ConfiguredModel):
             dropout=dropout,
             drop_path=drop_path,
             token_mixer=token_mixer,
-            variant=variant,
+            token_mixer_kwargs=token_mixer_kwargs,
+            norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
-            fft_impl=fft_impl,
-            modrelu_epsilon=modrelu_epsilon,
         )
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
-
-        self._store_config(locals())
+        self.vocabulary_size = vocabulary_size
+        self.max_sequence_length = max_sequence_length
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.dropout = dropout
+        self.drop_path = drop_path
+        self.token_mixer = token_mixer
+        self.token_mixer_kwargs = token_mixer_kwargs
+        self.norm_first = norm_first
+        self.class_token = class_token
+        self.layer_norm_epsilon = layer_norm_epsilon

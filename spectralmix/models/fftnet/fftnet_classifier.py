@@ -1,69 +1,68 @@
-"""FFTNet sequence classifier: the backbone, pooling and a linear head."""
+"""FFTNet sequence classifier: a backbone, pooling and a linear head."""
 
 from __future__ import annotations
 
 import keras
 
 from spectralmix.layers import _checks
-from spectralmix.models.base import ConfiguredModel
-from spectralmix.models.fftnet.fftnet_backbone import CONFIG_KEYS, FFTNetBackbone
+from spectralmix.models.base import Task, check_backbone
+from spectralmix.models.fftnet.fftnet_backbone import FFTNetBackbone
 
 POOLINGS = ("cls", "mean")
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetClassifier(ConfiguredModel):
+class FFTNetClassifier(Task):
     """Classifies token sequences: `FFTNetBackbone` → pooling → dropout → dense logits.
 
-    `pooling="cls"` prepends a learned class token and classifies its final state;
-    `"mean"` averages the final states of the real (unpadded) tokens. Token id 0 is padding.
+    `pooling="cls"` classifies the final state of the backbone's class token (build the
+    backbone with `class_token=True`); `"mean"` averages the final states of the real
+    (unpadded) tokens. Token id 0 is padding.
 
     Args:
-        vocabulary_size: number of token ids, padding id 0 included.
+        backbone: an `FFTNetBackbone` instance.
         num_classes: number of classes.
-        max_sequence_length: the length the filters and positions are built for (any length
-            runs).
-        pooling: `"cls"` or `"mean"`.
-        dtype: dtype policy of the layers.
-        **kwargs: the other `FFTNetBackbone` arguments (`hidden_dim`, `num_layers`,
-            `num_heads`, `mlp_ratio`, `dropout`, `drop_path`, `token_mixer`, `variant`,
-            `layer_norm_epsilon`, `fft_impl`, `modrelu_epsilon`) and `name`.
+        pooling: `"cls"` or `"mean"`; defaults to `"cls"` when the backbone has a class
+            token, else `"mean"`.
+        head_dropout: dropout before the head.
+        dtype: dtype policy of the head (the backbone keeps its own).
+        **kwargs: base model arguments (`name`).
 
     Examples:
         >>> import numpy as np
-        >>> clf = FFTNetClassifier(vocabulary_size=20, num_classes=10, max_sequence_length=64,
-        ...                        hidden_dim=32, num_layers=1, num_heads=4)
+        >>> backbone = FFTNetBackbone(vocabulary_size=20, max_sequence_length=64, hidden_dim=32,
+        ...                           num_layers=1, num_heads=4, class_token=True)
+        >>> clf = FFTNetClassifier(backbone=backbone, num_classes=10)
         >>> tuple(clf(np.array([[5, 6, 7, 0, 0, 0]])).shape)
         (1, 10)
+        >>> listops = FFTNetClassifier.from_preset("fftnet_listops")  # shipped weights
     """
 
-    _config_keys = ("num_classes", "pooling")
-    # The class token follows from `pooling`: not a classifier argument.
-    _backbone_keys = tuple(k for k in CONFIG_KEYS if k != "class_token")
+    backbone_class = FFTNetBackbone
+    config_keys = ("num_classes", "pooling", "head_dropout")
 
-    def __init__(
-        self, vocabulary_size, num_classes, max_sequence_length, pooling="cls", dtype=None, **kwargs
-    ):
-        backbone_kwargs = self._pop_backbone_kwargs(kwargs)
+    def __init__(self, backbone, num_classes, pooling=None, head_dropout=0.0, dtype=None, **kwargs):
+        check_backbone(backbone, FFTNetBackbone)
         num_classes = _checks.positive_int("num_classes", num_classes)
+        if pooling is None:
+            pooling = "cls" if backbone.class_token else "mean"
         pooling = _checks.choice("pooling", pooling, POOLINGS)
-        backbone = FFTNetBackbone(
-            vocabulary_size,
-            max_sequence_length,
-            class_token=pooling == "cls",
-            dtype=dtype,
-            name="backbone",
-            **backbone_kwargs,
-        )
+        if pooling == "cls" and not backbone.class_token:
+            raise ValueError(
+                "`pooling='cls'` needs a backbone built with `class_token=True`. "
+                f"Received: pooling={pooling!r} and a backbone with class_token=False"
+            )
+        head_dropout = _checks.rate("head_dropout", head_dropout)
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
         states = backbone(token_ids)
         if pooling == "cls":
             pooled = states[:, 0]
         else:
             pooled = keras.layers.GlobalAveragePooling1D(dtype=dtype, name="mean_pool")(states)
-        pooled = keras.layers.Dropout(backbone.dropout, dtype=dtype, name="head_dropout")(pooled)
+        pooled = keras.layers.Dropout(head_dropout, dtype=dtype, name="head_dropout")(pooled)
         logits = keras.layers.Dense(num_classes, dtype=dtype, name="head")(pooled)
         super().__init__(inputs=token_ids, outputs=logits, dtype=dtype, **kwargs)
         self.backbone = backbone
         self.num_classes = num_classes
         self.pooling = pooling
+        self.head_dropout = head_dropout

@@ -5,29 +5,12 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import ClassToken, _checks
-from spectralmix.models.base import ConfiguredModel, check_encoder_arguments, encoder
+from spectralmix.models.base import Backbone, check_encoder_arguments, encoder
 from spectralmix.models.fftnet_vit.fftnet_vit_layers import PatchEmbedding, PatchPositionEmbedding
-
-CONFIG_KEYS = (
-    "image_size",
-    "patch_size",
-    "num_channels",
-    "hidden_dim",
-    "num_layers",
-    "num_heads",
-    "mlp_ratio",
-    "dropout",
-    "drop_path",
-    "token_mixer",
-    "variant",
-    "layer_norm_epsilon",
-    "fft_impl",
-    "modrelu_epsilon",
-)
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetViTBackbone(ConfiguredModel):
+class FFTNetViTBackbone(Backbone):
     """FFTNetViT: patch embedding, class token, learned positions, FFTNet blocks, final norm.
 
     `images (B, H, W, C)` → `PatchEmbedding` → `+ positions` → flatten to `(B, P, D)` →
@@ -47,14 +30,13 @@ class FFTNetViTBackbone(ConfiguredModel):
         mlp_ratio: MLP width as a multiple of `hidden_dim`.
         dropout: dropout after the embeddings, on the mixer output and in the MLPs.
         drop_path: stochastic depth rate of the last block (linearly from 0 in the first).
-        token_mixer: `"fftnet"`, `"fnet"` or `"attention"`.
-        variant: FFTNet form, `"v1"` (paper) or `"v2"` (later code); see `FFTNetBlock`.
+        token_mixer: a registered token mixer: `"fftnet"` (default), `"fnet"`,
+            `"attention"` or any other (`spectralmix.layers.token_mixer_names()`).
+        token_mixer_kwargs: the mixer's own arguments, e.g. `{"variant": "v2"}` for
+            `"fftnet"` (see `AdaptiveSpectralFilter`); `num_heads` and the filter length come
+            from the backbone for the mixers that declare them.
+        norm_first: pre-norm blocks (`True`) or post-norm (`False`, the FFTNet paper's code).
         layer_norm_epsilon: LayerNorm epsilon.
-        fft_impl: `"fft"` (default), `"dft"` or `"auto"`: how the spectral mixers compute
-            their transforms (see `AdaptiveSpectralFilter`); `spectralmix.export` uses `"dft"`
-            for formats with no FFT op.
-        modrelu_epsilon: the spectral filters' modReLU floor (see `AdaptiveSpectralFilter`):
-            `1e-3` as the authors, `0` for the exact form.
         dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`).
 
     Examples:
@@ -69,9 +51,21 @@ class FFTNetViTBackbone(ConfiguredModel):
         "An Image is Worth 16x16 Words", ICLR 2021.
     """
 
-    _preset_class = "FFTNetViTImageClassifier"
-    _preset_ignored_keys = ("num_classes",)
-    _config_keys = CONFIG_KEYS
+    config_keys = (
+        "image_size",
+        "patch_size",
+        "num_channels",
+        "hidden_dim",
+        "num_layers",
+        "num_heads",
+        "mlp_ratio",
+        "dropout",
+        "drop_path",
+        "token_mixer",
+        "token_mixer_kwargs",
+        "norm_first",
+        "layer_norm_epsilon",
+    )
 
     def __init__(
         self,
@@ -85,10 +79,9 @@ class FFTNetViTBackbone(ConfiguredModel):
         dropout=0.0,
         drop_path=0.0,
         token_mixer="fftnet",
-        variant="v1",
+        token_mixer_kwargs=None,
+        norm_first=False,
         layer_norm_epsilon=1e-5,
-        fft_impl="fft",
-        modrelu_epsilon=_checks.MODRELU_EPSILON,
         dtype=None,
         **kwargs,
     ):
@@ -100,11 +93,15 @@ class FFTNetViTBackbone(ConfiguredModel):
                 f"Received: image_size={image_size}, patch_size={patch_size}"
             )
         num_channels = _checks.positive_int("num_channels", num_channels)
-        hidden_dim, num_layers, num_heads, token_mixer, drop_path = check_encoder_arguments(
-            hidden_dim, num_layers, num_heads, token_mixer, drop_path
+        hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs = (
+            check_encoder_arguments(
+                hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs
+            )
         )
-        fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
-        modrelu_epsilon = _checks.non_negative_float("modrelu_epsilon", modrelu_epsilon)
+        mlp_ratio = _checks.positive_float("mlp_ratio", mlp_ratio)
+        dropout = _checks.rate("dropout", dropout)
+        drop_path = _checks.rate("drop_path", drop_path)
+        norm_first = _checks.boolean("norm_first", norm_first)
         grid = image_size // patch_size
         num_tokens = grid * grid + 1
 
@@ -123,12 +120,22 @@ class FFTNetViTBackbone(ConfiguredModel):
             dropout=dropout,
             drop_path=drop_path,
             token_mixer=token_mixer,
-            variant=variant,
+            token_mixer_kwargs=token_mixer_kwargs,
+            norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
-            fft_impl=fft_impl,
-            modrelu_epsilon=modrelu_epsilon,
         )
         super().__init__(inputs=images, outputs=x, dtype=dtype, **kwargs)
-
-        self._store_config(locals())
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.num_channels = num_channels
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.dropout = dropout
+        self.drop_path = drop_path
+        self.token_mixer = token_mixer
+        self.token_mixer_kwargs = token_mixer_kwargs
+        self.norm_first = norm_first
+        self.layer_norm_epsilon = layer_norm_epsilon

@@ -5,41 +5,39 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import _checks
-from spectralmix.models.base import ConfiguredModel
-from spectralmix.models.fftnet_vit.fftnet_vit_backbone import CONFIG_KEYS, FFTNetViTBackbone
+from spectralmix.models.base import Task, check_backbone
+from spectralmix.models.fftnet_vit.fftnet_vit_backbone import FFTNetViTBackbone
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
-class FFTNetViTImageClassifier(ConfiguredModel):
+class FFTNetViTImageClassifier(Task):
     """An `FFTNetViTBackbone` with a dense head on the final class token (logits out).
 
     Args:
+        backbone: an `FFTNetViTBackbone` instance.
         num_classes: number of classes.
         head_dropout: dropout before the head.
-        dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`).
-        **kwargs: the `FFTNetViTBackbone` arguments (`image_size`, `patch_size`,
-            `num_channels`, `hidden_dim`, `num_layers`, `num_heads`, `mlp_ratio`, `dropout`,
-            `drop_path`, `token_mixer`, `variant`, `layer_norm_epsilon`, `fft_impl`,
-            `modrelu_epsilon`) and `name`.
+        dtype: dtype policy of the head (the backbone keeps its own).
+        **kwargs: base model arguments (`name`).
 
     Examples:
         >>> import numpy as np
-        >>> model = FFTNetViTImageClassifier(image_size=32, patch_size=8, num_classes=10,
-        ...                                  hidden_dim=32, num_layers=1, num_heads=4)
+        >>> backbone = FFTNetViTBackbone(image_size=32, patch_size=8, hidden_dim=32,
+        ...                              num_layers=1, num_heads=4)
+        >>> model = FFTNetViTImageClassifier(backbone=backbone, num_classes=10)
         >>> tuple(model(np.zeros((2, 32, 32, 3), "float32")).shape)
         (2, 10)
         >>> vit = FFTNetViTImageClassifier.from_preset("fftnet_vit_tiny_patch16_224",
         ...                                            token_mixer="attention", num_layers=1)
     """
 
-    _config_keys = ("num_classes", "head_dropout")
-    _backbone_keys = CONFIG_KEYS
+    backbone_class = FFTNetViTBackbone
+    config_keys = ("num_classes", "head_dropout")
 
-    def __init__(self, num_classes=1000, head_dropout=0.0, dtype=None, **kwargs):
-        backbone_kwargs = self._pop_backbone_kwargs(kwargs)
+    def __init__(self, backbone, num_classes=1000, head_dropout=0.0, dtype=None, **kwargs):
+        check_backbone(backbone, FFTNetViTBackbone)
         num_classes = _checks.positive_int("num_classes", num_classes)
         head_dropout = _checks.rate("head_dropout", head_dropout)
-        backbone = FFTNetViTBackbone(**backbone_kwargs, dtype=dtype, name="backbone")
         images = keras.Input((None, None, backbone.num_channels), name="images")
         tokens = backbone(images)
         x = tokens[:, 0]

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 def _vit(size: str, hidden_dim: int, num_layers: int, num_heads: int, source: str) -> dict:
     return {
-        "class": "FFTNetViTImageClassifier",
+        "backbone": "FFTNetViTBackbone",
         "config": {
             "image_size": 224,
             "patch_size": 16,
             "num_channels": 3,
-            "num_classes": 1000,
             "hidden_dim": hidden_dim,
             "num_layers": num_layers,
             "num_heads": num_heads,
             "mlp_ratio": 4.0,
         },
+        "task": {"class": "FFTNetViTImageClassifier", "config": {"num_classes": 1000}},
         "metadata": {
             "description": f"FFTNetViT-{size}/16 at 224x224, 1000 classes, randomly initialised",
             "source": source,
