@@ -23,7 +23,7 @@ import random
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,21 +151,26 @@ def _configure_tensorflow(num_devices: int) -> None:
 
 
 def fftnet_layout_map(
-    device_mesh: keras.distribution.DeviceMesh, model_axis: str = MODEL_AXIS
+    device_mesh: keras.distribution.DeviceMesh,
+    model_axis: str = MODEL_AXIS,
+    token_mixers: Sequence[str] | None = None,
 ) -> keras.distribution.LayoutMap:
     """A `keras.distribution.LayoutMap` that shards FFTNet and FFTNetViT weights on one axis.
 
-    Megatron-style pairs, so each pair needs one reduction: the adaptive filter's MLP
-    (`context_dense` split by output, `modulation_dense` by input), the block MLP
-    (`mlp_dense1` by output, `mlp_dense2` by input) and, for `token_mixer="attention"`, the
-    query/key/value projections by head and the output projection by head. Everything else
-    (embeddings, norms, spectral filters, heads) is replicated. The sharded sizes — the
-    hidden width, the MLP width and, for attention, the number of heads — must be divisible
-    by the size of `model_axis`.
+    Megatron-style pairs, so each pair needs one reduction: the block MLP (`mlp_dense1` by
+    output, `mlp_dense2` by input) and each token mixer's own pairs, as the mixer declares
+    them in its `model_parallel_layout` (the adaptive filter's MLP: `context_dense` by output,
+    `modulation_dense` by input; attention: the query/key/value projections by head and the
+    output projection by head). Everything else (embeddings, norms, spectral filters, heads)
+    is replicated. The sharded sizes (the hidden width, the MLP width and, for attention, the
+    number of heads) must be divisible by the size of `model_axis`.
 
     Args:
         device_mesh: the `keras.distribution.DeviceMesh` the layouts refer to.
         model_axis: the mesh axis to shard on.
+        token_mixers: the registered mixers whose weights to lay out; a mixer that declares
+            no `model_parallel_layout` is an error. Default: every registered mixer that
+            declares one.
 
     Returns:
         The layout map, keyed by regular expressions over variable paths (`re.fullmatch`).
@@ -182,26 +187,38 @@ def fftnet_layout_map(
     """
     import keras
 
+    from spectralmix.registry import get_token_mixer, token_mixer_names
+
     if model_axis not in device_mesh.axis_names:
         raise ValueError(
             f"`model_axis` must name an axis of the device mesh {list(device_mesh.axis_names)}. "
             f"Received: model_axis={model_axis!r}"
         )
-    m = model_axis
+    if token_mixers is None:
+        mixers = [get_token_mixer(name) for name in token_mixer_names()]
+        mixers = [m for m in mixers if getattr(m, "model_parallel_layout", None) is not None]
+    else:
+        mixers = [get_token_mixer(name) for name in token_mixers]
+        for mixer in mixers:
+            if getattr(mixer, "model_parallel_layout", None) is None:
+                raise ValueError(
+                    f"Token mixer {mixer.token_mixer_name!r} ({mixer.__name__}) declares no "
+                    "`model_parallel_layout`, so its weights cannot be laid out for model "
+                    "parallelism; give its class one ({} replicates every weight)"
+                )
     layout = keras.distribution.LayoutMap(device_mesh)
     any_prefix = "(?:.*/)?"
-    # Adaptive spectral filter MLP: D -> D (GELU) -> H*K.
-    layout[any_prefix + "context_dense/kernel"] = (None, m)
-    layout[any_prefix + "context_dense/bias"] = (m,)
-    layout[any_prefix + "modulation_dense/kernel"] = (m, None)
+
+    def axes(spec: tuple) -> tuple:
+        return tuple(model_axis if axis == "model" else axis for axis in spec)
+
     # Block MLP: D -> mlp_ratio*D (GELU) -> D.
-    layout[any_prefix + "mlp_dense1/kernel"] = (None, m)
-    layout[any_prefix + "mlp_dense1/bias"] = (m,)
-    layout[any_prefix + "mlp_dense2/kernel"] = (m, None)
-    # Attention baseline: projections (D, H, d), biases (H, d), output (H, d, D).
-    layout[any_prefix + "token_mixer/(?:query|key|value)/kernel"] = (None, m, None)
-    layout[any_prefix + "token_mixer/(?:query|key|value)/bias"] = (m, None)
-    layout[any_prefix + "token_mixer/attention_output/kernel"] = (m, None, None)
+    layout[any_prefix + "mlp_dense1/kernel"] = (None, model_axis)
+    layout[any_prefix + "mlp_dense1/bias"] = (model_axis,)
+    layout[any_prefix + "mlp_dense2/kernel"] = (model_axis, None)
+    for mixer in mixers:
+        for path, spec in mixer.model_parallel_layout.items():
+            layout[any_prefix + "token_mixer/" + path] = axes(spec)
     return layout
 
 

@@ -1,7 +1,8 @@
 """Analytic FLOP counts for FFTNet, FNet and attention models, per example.
 
 `count_flops(model_or_config, input_shape)` walks the architecture of an FFTNetViT or FFTNet
-sequence model from its configuration (no framework is imported, nothing is run) and returns a
+sequence model from its configuration (nothing is run; Keras is imported for the mixer
+registry, no framework computes) and returns a
 `FlopCount`: the FLOPs of ONE forward pass of ONE example at `input_shape`, split by category.
 
 Conventions (every constant is a named module-level value below):
@@ -65,14 +66,17 @@ argument) or, without that key, for a classifier with `pooling="cls"` (the defau
 spectral filter is defined on `max_sequence_length` tokens (+1 with a class token).
 
 Each block: two LayerNorms, the token mixer, two residual adds and the MLP
-`Dense(D → round(D·mlp_ratio)) → GELU → Dense(→ D)`. Mixers:
+`Dense(D → round(D·mlp_ratio)) → GELU → Dense(→ D)`. Each mixer's formula is declared next to
+the mixer, as its class's `count_flops(tally, tokens, channels, arguments)`, which adds to a
+`Tally` (a mixer without one makes `count_flops` raise, naming it):
 
-- `"fftnet"`: the context mean (`N·D`), the context MLP `Dense(D → D) → GELU →
-  Dense(D → H·K_max)` (`2·H·K_max` outputs in v2) on one vector, tanh (v1), rfft, the filter,
-  the magnitude activation, irfft; `K = N//2 + 1` bins, `K_max` those of the filter's length.
-- `"fnet"`: the real part of the complex 2-D FFT, no weights.
-- `"attention"`: q, k, v and output projections `Dense(D → D)`, the query scale, the scores,
-  the softmax and the weighted sum of the values.
+- `"fftnet"` (`AdaptiveSpectralFilter.count_flops`): the context mean (`N·D`), the context
+  MLP `Dense(D → D) → GELU → Dense(D → H·K_max)` (`2·H·K_max` outputs in v2) on one vector,
+  tanh (v1), rfft, the filter, the magnitude activation, irfft; `K = N//2 + 1` bins, `K_max`
+  those of the filter's length.
+- `"fnet"` (`FourierMixing.count_flops`): the real part of the complex 2-D FFT, no weights.
+- `"attention"` (`SelfAttention.count_flops`): q, k, v and output projections
+  `Dense(D → D)`, the query scale, the scores, the softmax and the weighted sum of the values.
 
 Examples:
     >>> config = {"family": "fftnet_vit", "image_size": 224, "patch_size": 16,
@@ -97,7 +101,7 @@ from typing import Any
 
 from spectralmix.validation import choice, positive_int
 
-__all__ = ["CATEGORIES", "FlopCount", "count_flops", "flop_table"]
+__all__ = ["CATEGORIES", "FlopCount", "Tally", "count_flops", "fft_cost", "flop_table"]
 
 # --- Per-operation costs (FLOPs). ---------------------------------------------------------
 #: One multiply-add (the unit of a matmul) counts as a multiply and an add.
@@ -156,8 +160,6 @@ CATEGORIES = (
 )
 
 FAMILIES = ("fftnet_vit", "fftnet")
-TOKEN_MIXERS = ("fftnet", "fnet", "attention")
-VARIANTS = ("v1", "v2")
 POOLINGS = ("cls", "mean")
 
 # Model class name -> (family, whether it is a classifier with a head).
@@ -189,7 +191,7 @@ class FlopCount:
         return self.total / 1e9
 
 
-class _Tally:
+class Tally:
     """Accumulates FLOPs per category, with the matmul part of `"dense"` kept apart."""
 
     def __init__(self) -> None:
@@ -213,7 +215,7 @@ class _Tally:
         )
 
 
-def _fft_cost(coefficient: float, length: int) -> int:
+def fft_cost(coefficient: float, length: int) -> int:
     """One transform of `length` points: `coefficient·L·log2(L)`, rounded (0 for L = 1)."""
     return round(coefficient * length * math.log2(length))
 
@@ -247,19 +249,26 @@ def _shape(input_shape: Any, rank: int, what: str) -> tuple[int, ...]:
 
 
 def _block_config(config: Mapping[str, Any], family: str) -> dict[str, Any]:
-    """The per-block settings shared by both families, checked."""
+    """The per-block settings shared by both families, checked. Flat mixer arguments of
+    spectralmix 0.1 configs (`variant`, `adaptive`, ...) are read as `token_mixer_kwargs`."""
+    from spectralmix.models.base import upgrade_config
+    from spectralmix.registry import get_token_mixer, mixer_arguments
+
+    config = upgrade_config(dict(config))
     hidden_dim = positive_int("hidden_dim", _require(config, "hidden_dim", family))
     num_heads = positive_int("num_heads", _require(config, "num_heads", family))
-    token_mixer = choice("token_mixer", config.get("token_mixer", "fftnet"), TOKEN_MIXERS)
+    token_mixer = get_token_mixer(config.get("token_mixer", "fftnet")).token_mixer_name
+    token_mixer_kwargs = config.get("token_mixer_kwargs") or {}
     mlp_ratio = config.get("mlp_ratio", 4.0)
     if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
         raise ValueError(
             f"`mlp_ratio` must be a positive number. Received: mlp_ratio={mlp_ratio!r}"
         )
-    if token_mixer != "fnet" and hidden_dim % num_heads:
+    heads = mixer_arguments(token_mixer, token_mixer_kwargs, num_heads=num_heads).get("num_heads")
+    if heads is not None and hidden_dim % heads:
         raise ValueError(
             f"`hidden_dim` must be divisible by `num_heads`. "
-            f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
+            f"Received: hidden_dim={hidden_dim}, num_heads={heads}"
         )
     return {
         "hidden_dim": hidden_dim,
@@ -267,8 +276,7 @@ def _block_config(config: Mapping[str, Any], family: str) -> dict[str, Any]:
         "num_heads": num_heads,
         "mlp_hidden": max(1, round(hidden_dim * mlp_ratio)),
         "token_mixer": token_mixer,
-        "variant": choice("variant", config.get("variant", "v1"), VARIANTS),
-        "adaptive": bool(config.get("adaptive", True)),
+        "token_mixer_kwargs": token_mixer_kwargs,
     }
 
 
@@ -287,66 +295,36 @@ def _num_classes(config: Mapping[str, Any], family: str, classifier: bool | None
 # --- The architecture. --------------------------------------------------------------------
 
 
-def _fftnet_mixer(tally: _Tally, tokens: int, block: dict[str, Any], filter_length: int) -> None:
-    channels, heads, variant = block["hidden_dim"], block["num_heads"], block["variant"]
-    bins = tokens // 2 + 1
-    max_bins = filter_length // 2 + 1
-    per_example_filters = 0  # per-bin tensors that depend on the example (to resample)
-    if block["adaptive"]:
-        tally.add("elementwise", MEAN_PER_ELEMENT * tokens * channels)
-        tally.dense(1, channels, channels)
-        tally.add("activation", GELU_PER_ELEMENT * channels)
-        outputs_per_bin = 1 if variant == "v1" else 2
-        tally.dense(1, channels, heads * max_bins * outputs_per_bin)
-        if variant == "v1":
-            tally.add("activation", TANH_PER_ELEMENT * heads * max_bins)
-            tally.add("spectral_filter", FILTER_FORMATION_V1 * heads * max_bins)
-            per_example_filters = 1
-        else:
-            tally.add("spectral_filter", FILTER_FORMATION_V2 * heads * max_bins)
-            per_example_filters = 2
-    if tokens != filter_length:
-        tally.add("spectral_filter", RESAMPLE_PER_BIN * heads * bins * per_example_filters)
-    tally.add("fft", 2 * channels * _fft_cost(REAL_FFT_COEFFICIENT, tokens))  # rfft + irfft
-    tally.add("spectral_filter", FILTER_MULTIPLY_PER_BIN * bins * channels)
-    if variant == "v1":
-        tally.add("modrelu", MODRELU_PER_BIN * bins * channels)
-    else:
-        tally.add("modrelu", MAGNITUDE_GELU_PER_BIN * bins * channels)
-        tally.add("activation", GELU_PER_ELEMENT * bins * channels)
+def _mixer_flops(tally: Tally, tokens: int, block: dict[str, Any], filter_length: int) -> None:
+    """The mixer's own formula (its `count_flops`, declared next to the mixer)."""
+    from spectralmix.registry import get_token_mixer, mixer_arguments
 
-
-def _fnet_mixer(tally: _Tally, tokens: int, block: dict[str, Any]) -> None:
-    channels = block["hidden_dim"]
-    tally.add("fft", tokens * _fft_cost(COMPLEX_FFT_COEFFICIENT, channels))
-    tally.add("fft", channels * _fft_cost(COMPLEX_FFT_COEFFICIENT, tokens))
-    tally.add("fft", REAL_PART_PER_ELEMENT * tokens * channels)
-
-
-def _attention_mixer(tally: _Tally, tokens: int, block: dict[str, Any]) -> None:
-    channels, heads = block["hidden_dim"], block["num_heads"]
-    for _ in ("query", "key", "value"):
-        tally.dense(tokens, channels, channels)
-    tally.add("elementwise", QUERY_SCALE * tokens * channels)
-    tally.add("attention_scores", 2 * MULTIPLY_ADD * tokens * tokens * channels)  # QKᵀ and AV
-    tally.add("softmax", SOFTMAX_PER_SCORE * heads * tokens * tokens)
-    tally.dense(tokens, channels, channels)  # output projection
+    name = block["token_mixer"]
+    mixer = get_token_mixer(name)
+    formula = getattr(mixer, "count_flops", None)
+    if formula is None:
+        raise ValueError(
+            f"Token mixer {name!r} ({mixer.__name__}) declares no FLOP formula: give its class "
+            "a `count_flops(tally, tokens, channels, arguments)` static method"
+        )
+    arguments = mixer_arguments(
+        name,
+        block["token_mixer_kwargs"],
+        num_heads=block["num_heads"],
+        max_sequence_length=filter_length,
+    )
+    formula(tally, tokens, block["hidden_dim"], arguments)
 
 
 def _encoder(
-    tally: _Tally, positions: int, tokens: int, block: dict[str, Any], filter_length: int
+    tally: Tally, positions: int, tokens: int, block: dict[str, Any], filter_length: int
 ) -> None:
     """Position-embedding add (on `positions` tokens), the blocks and the final LayerNorm."""
     channels = block["hidden_dim"]
     tally.add("elementwise", POSITION_ADD * positions * channels)
     for _ in range(block["num_layers"]):
         tally.layer_norm(tokens, channels)
-        if block["token_mixer"] == "fftnet":
-            _fftnet_mixer(tally, tokens, block, filter_length)
-        elif block["token_mixer"] == "fnet":
-            _fnet_mixer(tally, tokens, block)
-        else:
-            _attention_mixer(tally, tokens, block)
+        _mixer_flops(tally, tokens, block, filter_length)
         tally.add("elementwise", RESIDUAL_ADD * tokens * channels)
         tally.layer_norm(tokens, channels)
         tally.dense(tokens, channels, block["mlp_hidden"])
@@ -383,7 +361,7 @@ def _count_vit(config: Mapping[str, Any], input_shape: Any, classifier: bool | N
     tokens = patches + 1
     filter_length = (image_size // patch) ** 2 + 1
 
-    tally = _Tally()
+    tally = Tally()
     tally.dense(patches, patch * patch * channels, block["hidden_dim"])
     _encoder(tally, patches, tokens, block, filter_length)
     if num_classes is not None:
@@ -410,7 +388,7 @@ def _count_sequence(
     tokens = length + int(class_token)
     filter_length = max_length + int(class_token)
 
-    tally = _Tally()
+    tally = Tally()
     _encoder(tally, tokens, tokens, block, filter_length)
     if num_classes is not None:
         if pooling == "mean":
