@@ -22,11 +22,12 @@ import time
 
 import numpy as np
 
+from spectralmix.registry import token_mixer_names
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MIXERS = ("fftnet", "attention", "fnet")
 
 
 def _vit(token_mixer: str, args):
@@ -45,18 +46,19 @@ def _vit(token_mixer: str, args):
 
 
 def _sequence(token_mixer: str, length: int, args):
-    from spectralmix.models import FFTNetClassifier
+    from spectralmix.models import FFTNetBackbone, FFTNetClassifier
 
-    model = FFTNetClassifier(
+    backbone = FFTNetBackbone(
         vocabulary_size=20,
-        num_classes=10,
         max_sequence_length=length,
         hidden_dim=128,
         num_layers=4,
         num_heads=8,
         token_mixer=token_mixer,
+        class_token=True,
         dtype=args.policy,
     )
+    model = FFTNetClassifier(backbone=backbone, num_classes=10, dtype=args.policy)
     ids = np.random.default_rng(0).integers(1, 20, (args.batch, length))
     return model, ids, np.arange(args.batch) % 10, args.batch * length
 
@@ -90,7 +92,7 @@ def _measure(backend: str, args) -> dict:
     import keras
 
     rows = []
-    for mixer in ("fftnet", "attention"):
+    for mixer in args.vit_mixers:
         rows.append(
             _row(
                 f"{args.vit_preset} ({args.vit_layers} blocks)",
@@ -102,7 +104,7 @@ def _measure(backend: str, args) -> dict:
         )
         keras.backend.clear_session()
     for length in args.lengths:
-        for mixer in MIXERS:
+        for mixer in args.mixers:
             rows.append(
                 _row(
                     f"FFTNetClassifier L={length}",
@@ -128,6 +130,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--vit-preset", default="fftnet_vit_tiny_patch16_224")
+    parser.add_argument(
+        "--mixers",
+        nargs="+",
+        choices=token_mixer_names(),
+        default=list(token_mixer_names()),
+        help="token mixers of the sequence models (default: every registered one)",
+    )
+    parser.add_argument(
+        "--vit-mixers",
+        nargs="+",
+        choices=token_mixer_names(),
+        default=list(token_mixer_names()),
+        help="token mixers of the ViT (default: every registered one)",
+    )
     parser.add_argument("--vit-layers", type=int, default=4)
     parser.add_argument("--lengths", type=int, nargs="*", default=[1000, 2000])
     parser.add_argument("--policy", default="float32")
@@ -153,6 +169,10 @@ def main() -> None:
         str(args.vit_layers),
         "--policy",
         args.policy,
+        "--mixers",
+        *args.mixers,
+        "--vit-mixers",
+        *args.vit_mixers,
         "--lengths",
         *map(str, args.lengths),
     ]

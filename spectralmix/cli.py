@@ -1,11 +1,12 @@
 """The `spectralmix` command line: train, evaluate and make data.
 
     spectralmix train digits [--backend jax] [--token-mixer fftnet] ...
-    spectralmix train listops --data DIR --model fftnet|attention|fnet [--out RUN] [--resume]
+    spectralmix train listops --data DIR --token-mixer fftnet|fnet|attention|... [--out RUN]
     spectralmix evaluate (--preset NAME | --model PATH.keras) (--data FILE.tsv[.gz] | --generate N)
     spectralmix data listops --out DIR [--seed 0]
     spectralmix data pathfinder --out DIR [--difficulty easy|hard] [--size 32] [--seed 0]
-    spectralmix arena --tasks T... --models M... --cpu-budget SECONDS --out DIR [--backend B]
+    spectralmix arena --tasks T... --token-mixers M... --cpu-budget SECONDS --out DIR
+                      [--data NAME=PATH ...] [--backend B]
 
 Training prints Keras's progress bar; the last line of output is one JSON object of metrics.
 """
@@ -20,9 +21,8 @@ import os
 import sys
 
 from spectralmix.backends import BACKENDS
+from spectralmix.registry import token_mixer_names
 from spectralmix.validation import one_line as _one_line
-
-TOKEN_MIXERS = ("fftnet", "fnet", "attention")
 
 
 def _number(kind: type, description: str, accept):
@@ -69,29 +69,44 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand; each leaf records itself as `args.parser`."""
-    from spectralmix.tasks.arena import TASKS as ARENA_TASKS
-    from spectralmix.tasks.listops import MODEL_DEFAULTS, MODELS, TRAIN_DEFAULTS
-
+    """The argument parser of every subcommand; each leaf records itself as `args.parser` and
+    its command as `args.func`."""
     parser = argparse.ArgumentParser(prog="spectralmix", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-
     train = commands.add_parser("train", help="train a model on a task and print its metrics")
     tasks = train.add_subparsers(dest="task", required=True)
+    leaves = {
+        _add_train_digits(tasks): _train_digits,
+        _add_train_listops(tasks): _train_listops,
+        _add_evaluate(commands): _evaluate,
+        **_add_data(commands),
+        _add_arena(commands): _arena,
+    }
+    for leaf, command in leaves.items():
+        leaf.set_defaults(parser=leaf, func=command)
+    return parser
+
+
+def _add_train_digits(tasks) -> argparse.ArgumentParser:
     digits = tasks.add_parser("digits", help="FFTNetViT on scikit-learn's 8x8 digits")
     _backend_option(digits)
-    digits.add_argument("--token-mixer", choices=TOKEN_MIXERS, default="fftnet")
+    digits.add_argument("--token-mixer", choices=token_mixer_names(), default="fftnet")
     digits.add_argument("--epochs", type=_positive_int, default=40)
     digits.add_argument("--batch-size", type=_positive_int, default=32)
     digits.add_argument("--seed", type=_integer, default=0)
     digits.add_argument("--quiet", action="store_true", help="no progress bar")
+    return digits
+
+
+def _add_train_listops(tasks) -> argparse.ArgumentParser:
+    from spectralmix.tasks.listops import MODEL_DEFAULTS, TRAIN_DEFAULTS
 
     listops = tasks.add_parser("listops", help="FFTNet, attention or FNet on LRA ListOps")
     _backend_option(listops)
     listops.add_argument("--data", required=True, help="directory with basic_{train,val,test}")
-    listops.add_argument("--model", choices=MODELS, default="fftnet", help="token mixer")
-    listops.add_argument("--out", help="run directory (default: runs/listops-MODEL)")
+    listops.add_argument("--token-mixer", choices=token_mixer_names(), default="fftnet")
+    listops.add_argument("--out", help="run directory (default: runs/listops-TOKEN_MIXER)")
     listops.add_argument("--resume", action="store_true", help="continue the run in --out")
     listops.add_argument("--epochs", type=_positive_int, default=TRAIN_DEFAULTS["epochs"])
     listops.add_argument("--batch-size", type=_positive_int, default=TRAIN_DEFAULTS["batch_size"])
@@ -142,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     listops.add_argument("--seed", type=_integer, default=0)
     listops.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    return listops
+
+
+def _add_evaluate(commands) -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="accuracy of a ListOps model on a file")
     _backend_option(evaluate)
     source = evaluate.add_mutually_exclusive_group(required=True)
@@ -161,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--batch-size", type=_positive_int, default=64)
 
+    return evaluate
+
+
+def _add_data(commands) -> dict:
     make_data = commands.add_parser("data", help="generate a dataset offline")
     datasets = make_data.add_subparsers(dest="dataset", required=True)
     listops_data = datasets.add_parser("listops", help="LRA ListOps (official specification)")
@@ -184,12 +207,33 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{split}", type=_positive_int, default=size, help=f"examples (default {size})"
         )
 
+    return {listops_data: _data_listops, pathfinder_data: _data_pathfinder}
+
+
+def _add_arena(commands) -> argparse.ArgumentParser:
+    from spectralmix.tasks.registry import data_names, task_names
+
     arena = commands.add_parser(
         "arena", help="every (task, token mixer) pair under the same CPU budget, one table"
     )
     _backend_option(arena)
-    arena.add_argument("--tasks", nargs="+", choices=ARENA_TASKS, required=True)
-    arena.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    arena.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=task_names(),
+        required=True,
+        metavar="TASK",
+        help=f"registered tasks, of {', '.join(task_names())}",
+    )
+    arena.add_argument(
+        "--token-mixers",
+        "--models",
+        nargs="+",
+        choices=token_mixer_names(),
+        default=list(token_mixer_names()),
+        metavar="MIXER",
+        help=f"registered token mixers, of {', '.join(token_mixer_names())} (default: all)",
+    )
     arena.add_argument(
         "--cpu-budget",
         type=_positive_float,
@@ -198,13 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU seconds (all threads) each pair trains for",
     )
     arena.add_argument("--out", required=True, help="arena directory (re-run to resume)")
-    arena.add_argument("--listops", help="directory with basic_{train,val,test}.tsv[.gz]")
     arena.add_argument(
-        "--pathfinder",
-        help="directory from `spectralmix data pathfinder` (default: generated in memory)",
+        "--data",
+        action="append",
+        type=_data_location,
+        default=[],
+        metavar="NAME=PATH",
+        help=f"where a data set is, NAME one of {', '.join(data_names())} (repeat for several; "
+        "default: each reader's own search, Pathfinder generated in memory)",
     )
-    arena.add_argument("--fashion-mnist", help="directory of the Fashion-MNIST idx files")
-    arena.add_argument("--spam-assassin", help="the SpamAssassin npm tarball or its directory")
     arena.add_argument(
         "--memory-limit",
         type=_positive_float,
@@ -215,90 +261,109 @@ def build_parser() -> argparse.ArgumentParser:
         "--test-examples",
         type=_positive_int,
         metavar="N",
-        help="test images scored for image and fashion_vit (default 2,000)",
+        help="test examples scored per task (default: each task's own cap)",
     )
     arena.add_argument(
         "--limit", type=_positive_int, help="use the first N examples of each split (smoke)"
     )
     arena.add_argument("--seed", type=_integer, default=0)
     arena.add_argument("--quiet", action="store_true", help="no progress bars")
-    for leaf in (digits, listops, evaluate, listops_data, pathfinder_data, arena):
-        leaf.set_defaults(parser=leaf)
-    return parser
+    return arena
 
 
-def _run(args: argparse.Namespace) -> dict:
-    if args.command == "data" and args.dataset == "pathfinder":
-        from spectralmix.data import pathfinder
+def _data_location(text: str) -> tuple[str, str]:
+    """`NAME=PATH` of `--data`, checked against the data sets the tasks register."""
+    from spectralmix.tasks.registry import data_names
 
-        sizes = {"train": args.train, "val": args.val, "test": args.test}
-        paths = pathfinder.write_splits(
-            args.out, sizes, size=args.size, difficulty=args.difficulty, seed=args.seed
+    name, sep, path = text.partition("=")
+    if not sep or not path or name not in data_names():
+        raise argparse.ArgumentTypeError(
+            f"must be NAME=PATH with NAME one of {list(data_names())}. Received: {text!r}"
         )
-        return {"dataset": "pathfinder", "seed": args.seed, "files": paths, **sizes}
-    if args.command == "arena":
-        from spectralmix.tasks import arena
+    return name, path
 
-        return arena.run(
-            args.tasks,
-            args.models,
-            args.out,
-            cpu_budget=args.cpu_budget,
-            data={
-                "listops": args.listops,
-                "pathfinder": args.pathfinder,
-                "fashion_mnist": args.fashion_mnist,
-                "spam_assassin": args.spam_assassin,
-            },
-            memory_limit_gib=args.memory_limit,
-            limit=args.limit,
-            test_examples=args.test_examples,
-            seed=args.seed,
-            verbose=0 if args.quiet else 1,
-            emit=lambda cell: print(json.dumps(cell), flush=True),
-        )
-    if args.command == "data":
-        from spectralmix.data import listops_generator
 
-        sizes = {"train": args.train, "val": args.val, "test": args.test}
-        paths = listops_generator.write_splits(args.out, sizes, seed=args.seed)
-        return {"dataset": "listops", "seed": args.seed, "files": paths, **sizes}
-    if args.command == "evaluate":
-        from spectralmix.tasks import listops
+def _data_pathfinder(args: argparse.Namespace) -> dict:
+    from spectralmix.data import pathfinder
 
-        if args.seed is not None and args.generate is None:
-            raise ValueError(f"--seed needs --generate. Received: --seed {args.seed}")
-        # The examples first: a bad file is reported before the model takes its time to load.
-        seed = 0 if args.seed is None else args.seed
-        examples = listops.evaluation_data(args.data, generate=args.generate, seed=seed)
-        model = listops.load(preset=args.preset, path=args.model)
-        return listops.evaluate(model, examples, batch_size=args.batch_size)
-    if args.task == "listops":
-        from spectralmix.tasks import listops
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
+    paths = pathfinder.write_splits(
+        args.out, sizes, size=args.size, difficulty=args.difficulty, seed=args.seed
+    )
+    return {"dataset": "pathfinder", "seed": args.seed, "files": paths, **sizes}
 
-        return listops.train(
-            args.data,
-            args.out or os.path.join("runs", f"listops-{args.model}"),
-            model=args.model,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            accumulate=args.accumulate,
-            learning_rate=args.learning_rate,
-            weight_decay=args.weight_decay,
-            augment=args.augment,
-            model_options={
-                "hidden_dim": args.hidden_dim,
-                "num_layers": args.num_layers,
-                "dropout": args.dropout,
-            },
-            resume=args.resume,
-            cpu_budget=args.cpu_budget,
-            distribute=args.distribute,
-            num_devices=args.devices,
-            limit=args.limit,
-            seed=args.seed,
-            verbose=0 if args.quiet else 1,
-        )
+
+def _arena(args: argparse.Namespace) -> dict:
+    from spectralmix.tasks import arena
+
+    data = dict(args.data)
+    if len(data) != len(args.data):
+        names = [name for name, _ in args.data]
+        raise ValueError(f"--data names each data set once. Received: {names}")
+    return arena.run(
+        args.tasks,
+        args.token_mixers,
+        args.out,
+        cpu_budget=args.cpu_budget,
+        data=data,
+        memory_limit_gib=args.memory_limit,
+        limit=args.limit,
+        test_examples=args.test_examples,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+        emit=lambda cell: print(json.dumps(cell), flush=True),
+    )
+
+
+def _data_listops(args: argparse.Namespace) -> dict:
+    from spectralmix.data import listops_generator
+
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
+    paths = listops_generator.write_splits(args.out, sizes, seed=args.seed)
+    return {"dataset": "listops", "seed": args.seed, "files": paths, **sizes}
+
+
+def _evaluate(args: argparse.Namespace) -> dict:
+    from spectralmix.tasks import listops
+
+    if args.seed is not None and args.generate is None:
+        raise ValueError(f"--seed needs --generate. Received: --seed {args.seed}")
+    # The examples first: a bad file is reported before the model takes its time to load.
+    seed = 0 if args.seed is None else args.seed
+    examples = listops.evaluation_data(args.data, generate=args.generate, seed=seed)
+    model = listops.load(preset=args.preset, path=args.model)
+    return listops.evaluate(model, examples, batch_size=args.batch_size)
+
+
+def _train_listops(args: argparse.Namespace) -> dict:
+    from spectralmix.tasks import listops
+
+    return listops.train(
+        args.data,
+        args.out or os.path.join("runs", f"listops-{args.token_mixer}"),
+        model=args.token_mixer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        accumulate=args.accumulate,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        augment=args.augment,
+        model_options={
+            "hidden_dim": args.hidden_dim,
+            "num_layers": args.num_layers,
+            "dropout": args.dropout,
+        },
+        resume=args.resume,
+        cpu_budget=args.cpu_budget,
+        distribute=args.distribute,
+        num_devices=args.devices,
+        limit=args.limit,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+
+
+def _train_digits(args: argparse.Namespace) -> dict:
     from spectralmix.tasks import digits
 
     return digits.train(
@@ -390,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             _select_backend(args)
         if getattr(args, "devices", None):
             _configure_devices(args)
-        metrics = _run(args)
+        metrics = args.func(args)
     except ValueError as error:
         usage.error(_one_line(error))
     except (OSError, ImportError) as error:

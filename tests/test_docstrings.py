@@ -20,6 +20,8 @@ MODULES = [
     "spectralmix.layers.drop_path",
     "spectralmix.layers.fftnet_block",
     "spectralmix.layers.fourier_mixing",
+    "spectralmix.layers.metaformer_block",
+    "spectralmix.layers.self_attention",
     "spectralmix.layers.mod_relu",
     "spectralmix.layers.position_embedding",
     "spectralmix.models.fftnet.fftnet_backbone",
@@ -28,6 +30,7 @@ MODULES = [
     "spectralmix.models.fftnet_vit.fftnet_vit_image_classifier",
     "spectralmix.models.fftnet_vit.fftnet_vit_layers",
     "spectralmix.schedules",
+    "spectralmix.registry",
     "spectralmix.tasks.harness",
 ]
 

@@ -19,6 +19,8 @@ needs matplotlib).
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -27,26 +29,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from spectralmix import validation
 from spectralmix.tasks import harness
+from spectralmix.tasks.registry import data_names, get_task, make_task
 
-TASKS = ("listops", "pathfinder", "pathx", "image", "text", "fashion_vit")
-#: Data locations each task takes (`data[key]`; None: the reader's own search).
-DATA_KEYS = {
-    "listops": "listops",
-    "pathfinder": "pathfinder",
-    "pathx": "pathfinder",
-    "image": "fashion_mnist",
-    "text": "spam_assassin",
-    "fashion_vit": "fashion_mnist",
-}
-#: Test examples scored per task when the arena is not told otherwise (`test_examples`): the
-#: first of each test split. Scoring 10,000 Fashion-MNIST images at 1,024 tokens with
-#: attention takes longer than training under a small budget.
-TEST_EXAMPLES = {"image": 2_000, "fashion_vit": 2_000}
-#: Validation and test examples scored for ListOps: the first of `basic_val` and `basic_test`
-#: (2,000 each), for the same reason.
-LISTOPS_EVALUATION = {"val": 500, "test": 1_000}
 _OOM_SIGNS = (
     "out of memory",
     "resource_exhausted",
@@ -58,75 +43,32 @@ _OOM_SIGNS = (
 )
 
 
-def make_task(name: str, *, data: str | None = None, seed: int = 0, test_examples=None):
-    """The `harness.Task` called `name` (one of `TASKS`), its data at `data` (None: found
-    by the task's reader, or generated)."""
-    name = validation.choice("task", name, TASKS)
-    if name == "listops":
-        from spectralmix.tasks import listops
-
-        if data is None:
-            data = os.environ.get("SPECTRALMIX_LISTOPS_DIR")
-        if data is None:
-            raise ValueError(
-                "The listops task needs its files: pass --listops DIR (or set "
-                "SPECTRALMIX_LISTOPS_DIR); make them with `spectralmix data listops --out DIR`"
-            )
-        return _first_examples(listops.task(data), LISTOPS_EVALUATION)
-    if name in ("pathfinder", "pathx"):
-        from spectralmix.tasks import pathfinder
-
-        size = 32 if name == "pathfinder" else 128
-        return pathfinder.task(data, size=size, seed=seed)
-    if test_examples is None:
-        test_examples = TEST_EXAMPLES.get(name)
-    if name == "image":
-        from spectralmix.tasks import image
-
-        return image.task(data, seed=seed, test_examples=test_examples)
-    if name == "fashion_vit":
-        from spectralmix.tasks import fashion_vit
-
-        return fashion_vit.task(data, seed=seed, test_examples=test_examples)
-    from spectralmix.tasks import text
-
-    return text.task(data, seed=seed)
-
-
-def _first_examples(task: harness.Task, counts: dict[str, int]) -> harness.Task:
-    """`task` evaluated on the first `counts[split]` examples of its val and test splits."""
-    import dataclasses
-
-    from spectralmix.data.batches import take
-
-    def load(limit):
-        splits = task.load(limit)
-        return {name: take(data, counts.get(name)) for name, data in splits.items()}
-
-    return dataclasses.replace(task, load=load, source={**task.source, "first": counts})
-
-
-def attention_bytes_per_example(length: int, num_layers: int, num_heads: int) -> int:
-    """Estimated attention memory of one training example: float32 scores, probabilities
-    and their gradient, `(heads, length, length)` each, per layer, and the boolean mask."""
-    return num_layers * (num_heads * length * length * 4 * 3 + length * length)
-
-
 def plan_accumulation(task: harness.Task, model: str, batch_size: int, memory_bytes: int) -> int:
-    """How many micro-batches to split `batch_size` into: 1 for FFTNet and FNet (memory
-    linear in length); for attention the fewest (a divisor of `batch_size`) whose estimated
-    attention memory fits in `memory_bytes` / 2, or `batch_size` (one example a step) when
+    """How many micro-batches to split `batch_size` into: 1 for a mixer whose memory grows
+    linearly with the length (FFTNet, FNet); for one that declares
+    `training_bytes_per_example` (attention) the fewest (a divisor of `batch_size`) whose
+    estimated memory fits in `memory_bytes` / 2, or `batch_size` (one example a step) when
     none does; that run then measures whether it fits."""
-    if model != "attention":
+    from spectralmix.registry import get_token_mixer
+
+    estimate = getattr(get_token_mixer(model), "training_bytes_per_example", None)
+    if estimate is None:
         return 1
     options = {**task.model_defaults}
-    per_example = attention_bytes_per_example(
-        task.sequence_length, options["num_layers"], options["num_heads"]
-    )
+    per_example = options["num_layers"] * estimate(task.sequence_length, options["num_heads"])
     for parts in range(1, batch_size + 1):
         if batch_size % parts == 0 and batch_size // parts * per_example <= memory_bytes / 2:
             return parts
     return batch_size
+
+
+def plugin_modules(task_name: str, model: str) -> list[str]:
+    """The modules outside spectralmix that define the task or the mixer: a pair's child
+    process imports them, so that what the caller registered is registered there too."""
+    from spectralmix.registry import get_token_mixer
+
+    modules = {get_task(task_name).module, get_token_mixer(model).__module__}
+    return sorted(m for m in modules if m.split(".")[0] != "spectralmix")
 
 
 def default_memory_limit_gib() -> float:
@@ -144,6 +86,9 @@ def _cell(spec: dict[str, Any]) -> None:
     from spectralmix.tasks import checkpointing
 
     try:
+        for module in spec["modules"]:
+            if module not in ("__main__", "__mp_main__"):  # spawn re-runs the main script
+                importlib.import_module(module)
         task = make_task(spec["task"], **spec["task_options"])
         run_dir = spec["run_dir"]
         harness.train(
@@ -194,21 +139,22 @@ def run(
     pair's result as it finishes (the command line prints it as a JSON line).
 
     Args:
-        tasks: names from `TASKS`.
-        models: token mixers from `harness.MODELS`.
+        tasks: registered task names (`spectralmix.tasks.registry.task_names()`).
+        models: registered token mixer names (`spectralmix.registry.token_mixer_names()`).
         out: the arena directory.
         cpu_budget: CPU seconds (process time, all threads) each pair may train for.
-        data: where each dataset is (`DATA_KEYS` values as keys); missing keys are searched
-            for by the readers (or generated, for Pathfinder).
+        data: where each data set is, by the name its tasks register (`data_names()`);
+            missing ones are searched for by the readers (or generated, for Pathfinder).
         memory_limit_gib: address-space limit of each pair's process (default: three
             quarters of the machine's memory).
         limit: the first `limit` examples of every split (smoke runs).
-        test_examples: test examples scored for image and fashion_vit (default
-            `TEST_EXAMPLES`).
+        test_examples: test examples scored (default: each task's registered cap).
         seed: seed of the data splits, the generators and the initial weights.
     """
-    tasks = [validation.choice("task", t, TASKS) for t in tasks]
-    models = [validation.choice("model", m, harness.MODELS) for m in models]
+    from spectralmix.registry import get_token_mixer
+
+    tasks = [get_task(t).name for t in tasks]
+    models = [get_token_mixer(m).token_mixer_name for m in models]
     if not tasks or not models:
         raise ValueError(f"Give at least one task and one model. Received: {tasks}, {models}")
     cpu_budget = harness.positive_number("cpu_budget", cpu_budget)
@@ -216,11 +162,9 @@ def run(
         "memory_limit_gib", memory_limit_gib or default_memory_limit_gib()
     )
     data = dict(data or {})
-    unknown = set(data) - set(DATA_KEYS.values())
+    unknown = set(data) - set(data_names())
     if unknown:
-        raise ValueError(
-            f"Unknown data keys {sorted(unknown)}; known: {sorted(set(DATA_KEYS.values()))}"
-        )
+        raise ValueError(f"Unknown data names {sorted(unknown)}; known: {list(data_names())}")
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out must be a directory. Received: out={out!r} (a file)")
@@ -230,9 +174,9 @@ def run(
     backend = keras.config.backend()
     cells = []
     for task_name in tasks:
-        task_options = {"data": data.get(DATA_KEYS[task_name]), "seed": seed}
-        if task_name in TEST_EXAMPLES:
-            task_options["test_examples"] = test_examples
+        entry = get_task(task_name)
+        task_options = {"data": data.get(entry.data), "seed": seed}
+        task_options["test_examples"] = test_examples
         # Found before any child starts: a missing dataset is reported at once.
         task = make_task(task_name, **task_options)
         for model in models:
@@ -243,6 +187,7 @@ def run(
             spec = {
                 "task": task_name,
                 "task_options": task_options,
+                "modules": plugin_modules(task_name, model),
                 "run_dir": run_dir,
                 "log": os.path.join(run_dir, "stderr.log"),
                 "memory_limit_gib": memory_limit_gib,
@@ -340,8 +285,12 @@ def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
     except ImportError:
         return None
     done = [c for c in cells if c["status"] == "done"]
-    markers = dict(zip(TASKS, "osD^vP", strict=True))
-    colours = dict(zip(harness.MODELS, ("tab:blue", "tab:orange", "tab:green"), strict=True))
+    # As many markers and colours as there are tasks and mixers: both cycle.
+    task_order = list(dict.fromkeys(c["task"] for c in cells))
+    model_order = list(dict.fromkeys(c["model"] for c in cells))
+    markers = dict(zip(task_order, itertools.cycle("osD^vP<>*hX"), strict=False))
+    palette = [f"C{i}" for i in range(10)]
+    colours = dict(zip(model_order, itertools.cycle(palette), strict=False))
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for c in done:
         low, high = c["test_ci95"]
@@ -354,7 +303,8 @@ def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
             capsize=3,
         )
     for model, colour in colours.items():
-        axes.plot([], [], "s", color=colour, label=model)
+        if any(c["model"] == model for c in done):
+            axes.plot([], [], "s", color=colour, label=model)
     for task, marker in markers.items():
         if any(c["task"] == task for c in done):
             axes.plot([], [], marker, color="grey", label=task)

@@ -33,20 +33,22 @@ def load_split(seed: int = 0):
 
 
 def build_model(token_mixer: str = "fftnet"):
-    from spectralmix.models import FFTNetViTImageClassifier
+    from spectralmix.models import FFTNetViTBackbone, FFTNetViTImageClassifier
 
-    return FFTNetViTImageClassifier(
+    backbone = FFTNetViTBackbone(
         image_size=8,
         patch_size=1,
         num_channels=1,
-        num_classes=NUM_CLASSES,
         hidden_dim=64,
         num_layers=2,
         num_heads=4,
         mlp_ratio=2.0,
         dropout=0.1,
         token_mixer=token_mixer,
-        name=f"digits_{token_mixer}",
+        name="backbone",
+    )
+    return FFTNetViTImageClassifier(
+        backbone=backbone, num_classes=NUM_CLASSES, name=f"digits_{token_mixer}"
     )
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from spectralmix import validation
 from spectralmix.data import fashion_mnist
 from spectralmix.tasks import harness, image
+from spectralmix.tasks.registry import register_task
 
 PATCH_SIZE = 4
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -37,17 +37,25 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 
 def build_model(model: str = "fftnet", **options):
     """An uncompiled `FFTNetViTImageClassifier` for 28x28 grey images, 4x4 patches."""
-    from spectralmix.models import FFTNetViTImageClassifier
+    from spectralmix.models import FFTNetViTBackbone, FFTNetViTImageClassifier
+    from spectralmix.registry import get_token_mixer
 
-    model = validation.choice("model", model, harness.MODELS)
-    return FFTNetViTImageClassifier(
+    model = get_token_mixer(model).token_mixer_name
+    options = dict(options)
+    head_dropout = options.pop("head_dropout", 0.0)
+    backbone = FFTNetViTBackbone(
         image_size=28,
         patch_size=PATCH_SIZE,
         num_channels=1,
-        num_classes=image.NUM_CLASSES,
         token_mixer=model,
-        name=f"fashion_vit_{model}",
+        name="backbone",
         **options,
+    )
+    return FFTNetViTImageClassifier(
+        backbone=backbone,
+        num_classes=image.NUM_CLASSES,
+        head_dropout=head_dropout,
+        name=f"fashion_vit_{model}",
     )
 
 
@@ -89,3 +97,9 @@ def task(
             "val_per_class": val_per_class,
         },
     )
+
+
+@register_task("fashion_vit", data="fashion_mnist", test_examples=2_000)
+def make(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
+    """The arena's fashion_vit task (the first `test_examples` test images are scored)."""
+    return task(data, seed=seed, test_examples=test_examples)

@@ -27,12 +27,12 @@ from spectralmix import validation
 from spectralmix.data.batches import ArrayData, Data, SequenceData, dataset, iter_batches
 
 __all__ = [
-    "MODELS",
     "ArrayData",
     "SequenceData",
     "Task",
     "compile_model",
     "count_correct",
+    "first_examples",
     "scored",
     "sequence_classifier",
     "train",
@@ -49,7 +49,7 @@ class Task:
         load: `load(limit)` returns `{"train", "val", "test"}` splits (`Data`); `limit`
             (or None) keeps only the first `limit` examples of each (smoke runs).
         build_model: `build_model(model, **options)` returns an uncompiled Keras model of
-            logits for token mixer `model` (`"fftnet"`, `"fnet"`, `"attention"`).
+            logits for token mixer `model` (any registered mixer name, e.g. `"fftnet"`).
         model_defaults: the default `options` of `build_model`.
         train_defaults: default `epochs`, `batch_size`, `learning_rate`, `warmup_steps`,
             `weight_decay` (and `augment`, where the task has an augmentation).
@@ -75,7 +75,6 @@ class Task:
     describe: Callable[[dict[str, Data]], dict[str, Any]] | None = None
 
 
-MODELS = ("fftnet", "attention", "fnet")
 #: The model size and training that the arena's token-sequence tasks share (pathfinder, image,
 #: text): small enough for a few hundred updates in minutes of a 2-core CPU.
 SMALL_MODEL: dict[str, Any] = {
@@ -130,22 +129,46 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
 
 def sequence_classifier(task_name: str, *, vocabulary_size: int, num_classes: int, length: int):
     """A `build_model(model, **options)` for `Task`: an `FFTNetClassifier` over token ids
-    (`vocabulary_size` ids, 0 the padding) whose token mixer is `model`."""
+    (`vocabulary_size` ids, 0 the padding) whose token mixer is `model`. `options` are the
+    backbone's arguments plus the classifier's `pooling` (default `"cls"`: a class token)
+    and `head_dropout` (default: the backbone's `dropout`)."""
 
     def build_model(model: str = "fftnet", **options):
-        from spectralmix.models import FFTNetClassifier
+        from spectralmix.models import FFTNetBackbone, FFTNetClassifier
+        from spectralmix.registry import get_token_mixer
 
-        model = validation.choice("model", model, MODELS)
-        return FFTNetClassifier(
+        model = get_token_mixer(model).token_mixer_name
+        pooling = options.pop("pooling", "cls")
+        head_dropout = options.pop("head_dropout", options.get("dropout", 0.0))
+        backbone = FFTNetBackbone(
             vocabulary_size=vocabulary_size,
-            num_classes=num_classes,
             max_sequence_length=length,
             token_mixer=model,
-            name=f"{task_name}_{model}",
+            class_token=pooling == "cls",
+            name="backbone",
             **options,
+        )
+        return FFTNetClassifier(
+            backbone=backbone,
+            num_classes=num_classes,
+            pooling=pooling,
+            head_dropout=head_dropout,
+            name=f"{task_name}_{model}",
         )
 
     return build_model
+
+
+def first_examples(task: Task, counts: Mapping[str, int]) -> Task:
+    """`task` with only the first `counts[split]` examples of the named splits (e.g. a
+    smaller evaluation: `{"val": 500, "test": 1_000}`), recorded in its `source`."""
+    from spectralmix.data.batches import take
+
+    def load(limit):
+        splits = task.load(limit)
+        return {name: take(data, counts.get(name)) for name, data in splits.items()}
+
+    return dataclasses.replace(task, load=load, source={**task.source, "first": dict(counts)})
 
 
 def count_correct(
@@ -246,7 +269,7 @@ def train(
     Args:
         task: the task (`Task`).
         out: run directory (checkpoints, `state.json`, `best.keras`, `metrics.json`).
-        model: token mixer, `"fftnet"`, `"attention"` or `"fnet"`.
+        model: a registered token mixer's name (`spectralmix.registry.token_mixer_names()`).
         augment: apply `task.augment` to every training example, anew each epoch.
         accumulate: batches of `batch_size / accumulate` examples per step, with their
             gradients summed over `accumulate` steps before each optimizer update (the same
@@ -269,58 +292,25 @@ def train(
     import spectralmix.models  # noqa: F401  (registers the classes that checkpoints name)
     from spectralmix.tasks import checkpointing
 
-    defaults = dict(task.train_defaults)
-    epochs = validation.positive_int("epochs", defaults["epochs"] if epochs is None else epochs)
-    batch_size = validation.positive_int(
-        "batch_size", defaults["batch_size"] if batch_size is None else batch_size
+    arguments = _run_arguments(
+        task,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        augment=augment,
+        accumulate=accumulate,
+        cpu_budget=cpu_budget,
+        limit=limit,
+        seed=seed,
+        model_options=model_options,
     )
-    learning_rate = positive_number(
-        "learning_rate", defaults["learning_rate"] if learning_rate is None else learning_rate
-    )
-    warmup_steps = defaults["warmup_steps"] if warmup_steps is None else warmup_steps
-    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
-    augment = bool(defaults.get("augment", False) if augment is None else augment)
-    if augment and task.augment is None:
-        raise ValueError(f"The {task.name} task has no augmentation. Received: augment=True")
-    model = validation.choice("model", model, MODELS)
-    accumulate = validation.positive_int("accumulate", accumulate)
-    if batch_size % accumulate:
-        raise ValueError(
-            "accumulate must divide batch_size. "
-            f"Received: accumulate={accumulate}, batch_size={batch_size}"
-        )
-    cpu_budget = positive_number("cpu_budget", cpu_budget, allow_none=True)
     out = os.fspath(out)
-    arguments = {
-        "task": task.name,
-        "model": model,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "warmup_steps": warmup_steps,
-        "weight_decay": weight_decay,
-        "augment": augment,
-        "accumulate": accumulate,
-        "limit": limit,
-        "cpu_budget": cpu_budget,
-        "seed": seed,
-        "model_options": {**task.model_defaults, **(model_options or {})},
-        "source": dict(task.source),
-    }
-    state = checkpointing.read_state(out)
-    if state is not None and not resume:
-        raise ValueError(
-            f"out={out!r} already holds a run ({state['epochs_done']} epochs done). "
-            "Pass resume=True (--resume) to continue it, or choose another directory."
-        )
-    if state is not None and state["metadata"]["arguments"] != arguments:
-        raise ValueError(
-            f"resume=True needs the arguments of the run in {out!r}. "
-            f"Received: {arguments}; the run has {state['metadata']['arguments']}"
-        )
-
+    state = _previous_state(out, arguments, resume)
     splits = task.load(limit)
-    step_batch = batch_size // accumulate
+    step_batch = arguments["batch_size"] // arguments["accumulate"]
     # A distribution (if any) covers building or loading the model and fitting it.
     with contextlib.ExitStack() as scopes:
         replicas = 1
@@ -331,58 +321,10 @@ def train(
                 distribute_lib.distribution_scope(distribute, num_devices)
             )
             replicas = _batch_replicas(engine)
-        train_batches = dataset(
-            splits["train"],
-            step_batch,
-            shuffle=True,
-            seed=seed,
-            start_epoch=state["epochs_done"] if state else 0,
-            step=task.bucket_step,
-            max_length=task.sequence_length,
-            multiple_of=replicas,
-            augment=task.augment if augment else None,
+        checkpoint, start_epoch, total_steps = _fit(
+            task, splits, out, state, arguments, replicas=replicas, verbose=verbose
         )
-        val_batches = dataset(
-            splits["val"],
-            max(step_batch, replicas),
-            step=task.bucket_step,
-            max_length=task.sequence_length,
-            multiple_of=replicas,
-        )
-        total_steps = epochs * len(train_batches) // accumulate
-
-        start_epoch = 0
-        if state is None:
-            keras.utils.set_random_seed(seed)
-            classifier = compile_model(
-                task.build_model(model, **{**task.model_defaults, **(model_options or {})}),
-                total_steps=total_steps,
-                learning_rate=learning_rate,
-                warmup_steps=warmup_steps,
-                weight_decay=weight_decay,
-                accumulate=accumulate,
-            )
-        else:
-            start_epoch = state["epochs_done"]
-            keras.utils.set_random_seed(seed + start_epoch)
-            classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
-        checkpoint = checkpointing.EpochCheckpoint(
-            out, state, monitor="val_accuracy", metadata={"arguments": arguments}
-        )
-        callbacks = [checkpoint]
-        if cpu_budget is not None:
-            callbacks.append(checkpointing.CpuBudget(checkpoint, cpu_budget))
-        if start_epoch < epochs and not (state and state["stopped_by_budget"]):
-            classifier.fit(
-                train_batches,
-                epochs=epochs,
-                initial_epoch=start_epoch,
-                validation_data=val_batches,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
     best = keras.saving.load_model(os.path.join(out, checkpointing.BEST_FILE))
-    state = checkpoint.state
     # The test split, once, with the epoch chosen on validation.
     test = scored(
         count_correct(
@@ -390,20 +332,21 @@ def train(
         ),
         len(splits["test"].labels),
     )
+    state = checkpoint.state
     metrics = {
         "task": task.name,
-        "model": model,
+        "model": arguments["model"],
         "backend": keras.config.backend(),
         "test_accuracy": test["accuracy"],
         "test_correct": test["correct"],
         "test_ci95": test["ci95"],
         "val_accuracy": round(state["best"], 4),
         "best_epoch": state["best_epoch"],
-        "epochs": epochs,
+        "epochs": arguments["epochs"],
         "resumed_from_epoch": start_epoch,
         "steps": state["steps"],
-        "updates": state["steps"] // accumulate,
-        "scheduled_steps": total_steps * accumulate,
+        "updates": state["steps"] // arguments["accumulate"],
+        "scheduled_steps": total_steps * arguments["accumulate"],
         "stopped_by_budget": state["stopped_by_budget"],
         "train_seconds": round(state["train_seconds"], 1),
         "train_cpu_seconds": round(state["train_cpu_seconds"], 1),
@@ -419,6 +362,128 @@ def train(
     }
     checkpointing.atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics))
     return metrics
+
+
+def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, Any]:
+    """The run's arguments, checked, with `task.train_defaults` for those left None: what a
+    resumed run must repeat."""
+    from spectralmix.registry import get_token_mixer
+
+    defaults = dict(task.train_defaults)
+
+    def default(name):
+        return defaults.get(name) if given[name] is None else given[name]
+
+    epochs = validation.positive_int("epochs", default("epochs"))
+    batch_size = validation.positive_int("batch_size", default("batch_size"))
+    learning_rate = positive_number("learning_rate", default("learning_rate"))
+    augment = bool(defaults.get("augment", False) if given["augment"] is None else given["augment"])
+    if augment and task.augment is None:
+        raise ValueError(f"The {task.name} task has no augmentation. Received: augment=True")
+    model = get_token_mixer(model).token_mixer_name
+    accumulate = validation.positive_int("accumulate", given["accumulate"])
+    if batch_size % accumulate:
+        raise ValueError(
+            "accumulate must divide batch_size. "
+            f"Received: accumulate={accumulate}, batch_size={batch_size}"
+        )
+    return {
+        "task": task.name,
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "warmup_steps": default("warmup_steps"),
+        "weight_decay": default("weight_decay"),
+        "augment": augment,
+        "accumulate": accumulate,
+        "limit": given["limit"],
+        "cpu_budget": positive_number("cpu_budget", given["cpu_budget"], allow_none=True),
+        "seed": given["seed"],
+        "model_options": {**task.model_defaults, **(model_options or {})},
+        "source": dict(task.source),
+    }
+
+
+def _previous_state(out: str, arguments: dict[str, Any], resume: bool) -> dict | None:
+    """The checkpointed state of the run in `out` (None: a new run); refuses to overwrite a
+    run without `resume`, or to resume one made with other arguments."""
+    from spectralmix.tasks import checkpointing
+
+    state = checkpointing.read_state(out)
+    if state is not None and not resume:
+        raise ValueError(
+            f"out={out!r} already holds a run ({state['epochs_done']} epochs done). "
+            "Pass resume=True (--resume) to continue it, or choose another directory."
+        )
+    if state is not None and state["metadata"]["arguments"] != arguments:
+        raise ValueError(
+            f"resume=True needs the arguments of the run in {out!r}. "
+            f"Received: {arguments}; the run has {state['metadata']['arguments']}"
+        )
+    return state
+
+
+def _fit(task, splits, out, state, arguments, *, replicas, verbose):
+    """Builds (or reloads) and fits the model, checkpointing each epoch; returns the
+    checkpoint callback, the epoch it started from and the scheduled optimizer updates."""
+    import keras
+
+    from spectralmix.tasks import checkpointing
+
+    accumulate = arguments["accumulate"]
+    step_batch = arguments["batch_size"] // accumulate
+    train_batches = dataset(
+        splits["train"],
+        step_batch,
+        shuffle=True,
+        seed=arguments["seed"],
+        start_epoch=state["epochs_done"] if state else 0,
+        step=task.bucket_step,
+        max_length=task.sequence_length,
+        multiple_of=replicas,
+        augment=task.augment if arguments["augment"] else None,
+    )
+    val_batches = dataset(
+        splits["val"],
+        max(step_batch, replicas),
+        step=task.bucket_step,
+        max_length=task.sequence_length,
+        multiple_of=replicas,
+    )
+    epochs = arguments["epochs"]
+    total_steps = epochs * len(train_batches) // accumulate
+    start_epoch = 0
+    if state is None:
+        keras.utils.set_random_seed(arguments["seed"])
+        classifier = compile_model(
+            task.build_model(arguments["model"], **arguments["model_options"]),
+            total_steps=total_steps,
+            learning_rate=arguments["learning_rate"],
+            warmup_steps=arguments["warmup_steps"],
+            weight_decay=arguments["weight_decay"],
+            accumulate=accumulate,
+        )
+    else:
+        start_epoch = state["epochs_done"]
+        keras.utils.set_random_seed(arguments["seed"] + start_epoch)
+        classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
+    checkpoint = checkpointing.EpochCheckpoint(
+        out, state, monitor="val_accuracy", metadata={"arguments": arguments}
+    )
+    callbacks = [checkpoint]
+    if arguments["cpu_budget"] is not None:
+        callbacks.append(checkpointing.CpuBudget(checkpoint, arguments["cpu_budget"]))
+    if start_epoch < epochs and not (state and state["stopped_by_budget"]):
+        classifier.fit(
+            train_batches,
+            epochs=epochs,
+            initial_epoch=start_epoch,
+            validation_data=val_batches,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    return checkpoint, start_epoch, total_steps
 
 
 def _batch_replicas(engine) -> int:

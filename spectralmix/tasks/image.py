@@ -20,6 +20,7 @@ import numpy as np
 
 from spectralmix.data import fashion_mnist, tokens
 from spectralmix.tasks import harness
+from spectralmix.tasks.registry import register_task
 
 IMAGE_SIZE = 32
 NUM_CLASSES = 10
@@ -114,3 +115,9 @@ def task(
             "val_per_class": val_per_class,
         },
     )
+
+
+@register_task("image", data="fashion_mnist", test_examples=2_000)
+def make(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
+    """The arena's Image task (the first `test_examples` test images are scored)."""
+    return task(data, seed=seed, test_examples=test_examples)

@@ -18,7 +18,8 @@ import numpy as np
 
 from spectralmix.data import listops as data_lib
 from spectralmix.tasks import harness
-from spectralmix.tasks.harness import MODELS, wilson_interval  # noqa: F401  (re-exported)
+from spectralmix.tasks.harness import wilson_interval  # noqa: F401  (re-exported)
+from spectralmix.tasks.registry import register_task
 
 #: The harness's model size and training (the same for every token mixer). LRA's ListOps
 #: Transformer is far wider (512 wide, 4 layers); this size trains on a 2-core CPU at about 8
@@ -172,33 +173,53 @@ def evaluate(
     return {**harness.scored(correct, n), **data.source}
 
 
-def save_as_preset(run_dir: str | os.PathLike, weights_dir: str | os.PathLike, command: str) -> str:
-    """Writes a finished run's best model as preset files: `fftnet_listops.weights.h5` and
-    `fftnet_listops.json` (config, the run's metrics, the command that trained it) in
-    `weights_dir` (the package's `spectralmix/models/fftnet/weights/`). Returns the JSON path."""
+def save_as_preset(run_dir: str | os.PathLike, preset_dir: str | os.PathLike, command: str) -> str:
+    """Writes a finished run's best model as a preset directory (keras-hub's layout, see
+    `spectralmix.models.presets`): the model without its optimizer state, and metadata with
+    the run's metrics and the command that trained it. Returns `preset_dir`."""
     import keras
 
     import spectralmix.models  # noqa: F401  (registers the classes the file names)
     from spectralmix.tasks import checkpointing
 
-    run_dir, weights_dir = os.fspath(run_dir), os.fspath(weights_dir)
+    run_dir, preset_dir = os.fspath(run_dir), os.fspath(preset_dir)
     metrics_path = os.path.join(run_dir, "metrics.json")
     if not os.path.isfile(metrics_path):
         raise ValueError(f"run_dir={run_dir!r} holds no finished run (no metrics.json)")
     with open(metrics_path, encoding="utf-8") as f:
         metrics = json.load(f)
     best = keras.saving.load_model(os.path.join(run_dir, checkpointing.BEST_FILE))
-    config = {k: v for k, v in best.get_config().items() if k not in ("name", "trainable")}
-    config.pop("dtype", None)
-    # An uncompiled copy: the file holds the model's weights, not the optimizer's moments.
-    bare = type(best)(**config)
+    # An uncompiled copy: the preset holds the model's weights, not the optimizer's moments.
+    bare = type(best).from_config(best.get_config())
     bare.set_weights(best.get_weights())
-    os.makedirs(weights_dir, exist_ok=True)
-    weights = os.path.join(weights_dir, "fftnet_listops.weights.h5")
-    tmp = os.path.join(weights_dir, ".tmp-fftnet_listops.weights.h5")
-    bare.save_weights(tmp)
-    os.replace(tmp, weights)
-    path = os.path.join(weights_dir, "fftnet_listops.json")
-    record = {"config": config, "metrics": metrics, "command": command}
-    checkpointing.atomic_write_text(path, json.dumps(record, indent=1) + "\n")
-    return path
+    bare.save_to_preset(
+        preset_dir,
+        metadata={
+            "description": "FFTNet trained on LRA ListOps (padding id 0, ids from "
+            "spectralmix.data.listops.VOCABULARY)",
+            "test_accuracy": metrics["test_accuracy"],
+            "command": command,
+            "metrics": metrics,
+        },
+    )
+    return preset_dir
+
+
+#: Validation and test examples the arena scores: the first of `basic_val` and `basic_test`
+#: (2,000 each); attention's evaluation takes longer than training under a small budget.
+ARENA_EVALUATION = {"val": 500, "test": 1_000}
+
+
+@register_task("listops", data="listops", test_examples=ARENA_EVALUATION["test"])
+def make(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
+    """The arena's ListOps task: the files in `data` (else `SPECTRALMIX_LISTOPS_DIR`), scored
+    on the first `ARENA_EVALUATION` examples of the validation and test splits."""
+    if data is None:
+        data = os.environ.get("SPECTRALMIX_LISTOPS_DIR")
+    if data is None:
+        raise ValueError(
+            "The listops task needs its files: pass --data listops=DIR (or set "
+            "SPECTRALMIX_LISTOPS_DIR); make them with `spectralmix data listops --out DIR`"
+        )
+    counts = {"val": ARENA_EVALUATION["val"], "test": test_examples or ARENA_EVALUATION["test"]}
+    return harness.first_examples(task(data), counts)

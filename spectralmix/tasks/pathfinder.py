@@ -17,6 +17,7 @@ from spectralmix import validation
 from spectralmix.data import pathfinder as data_lib
 from spectralmix.data import tokens
 from spectralmix.tasks import harness
+from spectralmix.tasks.registry import register_task
 
 MODEL_DEFAULTS: dict[str, Any] = {**harness.SMALL_MODEL, "pooling": "mean"}
 TRAIN_DEFAULTS: dict[str, Any] = {**harness.SHORT_TRAINING, "epochs": 20}
@@ -79,3 +80,15 @@ def task(
         sequence_length=size * size,
         source=source,
     )
+
+
+@register_task("pathfinder", data="pathfinder")
+def make(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
+    """Pathfinder at 32x32 (1,024 tokens), from files in `data` or generated with `seed`."""
+    return task(data, size=32, seed=seed)
+
+
+@register_task("pathx", data="pathfinder")
+def make_pathx(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
+    """Path-X at 128x128 (16,384 tokens), from files in `data` or generated with `seed`."""
+    return task(data, size=128, seed=seed)

@@ -23,6 +23,7 @@ import numpy as np
 
 from spectralmix.data import spam_assassin, tokens
 from spectralmix.tasks import harness
+from spectralmix.tasks.registry import register_task
 
 #: LRA Text's length.
 MAX_LENGTH = 4096
@@ -77,3 +78,9 @@ def task(path: str | os.PathLike | None = None, *, seed: int = 0) -> harness.Tas
         source={"data": os.fspath(path), "seed": seed, "max_length": MAX_LENGTH},
         describe=describe,
     )
+
+
+@register_task("text", data="spam_assassin")
+def make(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
+    """The arena's Text task: SpamAssassin bytes, up to `MAX_LENGTH`."""
+    return task(data, seed=seed)
