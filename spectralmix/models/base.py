@@ -25,6 +25,19 @@ from spectralmix.registry import (
 
 #: The flat mixer arguments of spectralmix 0.1 configs (now in `token_mixer_kwargs`).
 LEGACY_MIXER_KEYS = ("variant", "fft_impl", "modrelu_epsilon", "adaptive")
+#: The encoder arguments every backbone takes (and keeps as attributes), after its own.
+ENCODER_KEYS = (
+    "hidden_dim",
+    "num_layers",
+    "num_heads",
+    "mlp_ratio",
+    "dropout",
+    "drop_path",
+    "token_mixer",
+    "token_mixer_kwargs",
+    "norm_first",
+    "layer_norm_epsilon",
+)
 
 
 def check_encoder_arguments(hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs):

@@ -21,52 +21,30 @@ from typing import Any
 
 from spectralmix.models.base import LEGACY_MIXER_KEYS, upgrade_config
 
-#: spectralmix 0.1 task class → (backbone class, its constructor's keys, task keys).
-_BACKBONE_KEYS = {
-    "FFTNetBackbone": (
-        "vocabulary_size",
-        "max_sequence_length",
-        "hidden_dim",
-        "num_layers",
-        "num_heads",
-        "mlp_ratio",
-        "dropout",
-        "drop_path",
-        "token_mixer",
-        "class_token",
-        "layer_norm_epsilon",
-        *LEGACY_MIXER_KEYS,
-    ),
-    "FFTNetViTBackbone": (
-        "image_size",
-        "patch_size",
-        "num_channels",
-        "hidden_dim",
-        "num_layers",
-        "num_heads",
-        "mlp_ratio",
-        "dropout",
-        "drop_path",
-        "token_mixer",
-        "layer_norm_epsilon",
-        *LEGACY_MIXER_KEYS,
-    ),
-}
 _TASK_BACKBONES = {
     "FFTNetClassifier": "FFTNetBackbone",
     "FFTNetViTImageClassifier": "FFTNetViTBackbone",
-}
-_MODULES = {
-    "FFTNetBackbone": "spectralmix.models.fftnet.fftnet_backbone",
-    "FFTNetViTBackbone": "spectralmix.models.fftnet_vit.fftnet_vit_backbone",
 }
 #: Weight groups of the old blocks inside a backbone's layer list.
 _OLD_BLOCK = re.compile(r"^fft_net_block(_\d+)?$")
 
 
+def _backbone_class(class_name: str) -> type:
+    import spectralmix.models
+
+    return getattr(spectralmix.models, class_name)
+
+
+def _old_backbone_keys(class_name: str) -> set[str]:
+    """The constructor arguments a spectralmix 0.1 backbone took: today's, with the flat mixer
+    arguments instead of `token_mixer_kwargs` and `norm_first`."""
+    keys = set(_backbone_class(class_name).config_keys) - {"token_mixer_kwargs", "norm_first"}
+    return keys | set(LEGACY_MIXER_KEYS)
+
+
 def _serialized(class_name: str, config: dict[str, Any]) -> dict[str, Any]:
     return {
-        "module": _MODULES[class_name],
+        "module": _backbone_class(class_name).__module__,
         "class_name": class_name,
         "config": config,
         "registered_name": f"spectralmix>{class_name}",
@@ -78,12 +56,12 @@ def convert_config(serialized: dict[str, Any]) -> dict[str, Any]:
     as today's; anything else is returned unchanged."""
     class_name = serialized.get("class_name")
     config = serialized.get("config", {})
-    if class_name in _BACKBONE_KEYS:
+    if class_name in _TASK_BACKBONES.values():
         return {**serialized, "config": upgrade_config(config)}
     if class_name not in _TASK_BACKBONES or "backbone" in config:
         return serialized
     backbone_class = _TASK_BACKBONES[class_name]
-    keys = _BACKBONE_KEYS[backbone_class]
+    keys = _old_backbone_keys(backbone_class)
     backbone = {k: v for k, v in config.items() if k in keys}
     task = {k: v for k, v in config.items() if k not in keys}
     backbone.update(name="backbone", trainable=True, dtype=config.get("dtype"))

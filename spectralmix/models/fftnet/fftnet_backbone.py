@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import ClassToken, PositionEmbedding, _checks
-from spectralmix.models.base import Backbone, check_encoder_arguments, encoder
+from spectralmix.models.base import ENCODER_KEYS, Backbone, check_encoder_arguments, encoder
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
@@ -47,21 +47,7 @@ class FFTNetBackbone(Backbone):
         (1, 5, 32)
     """
 
-    config_keys = (
-        "vocabulary_size",
-        "max_sequence_length",
-        "hidden_dim",
-        "num_layers",
-        "num_heads",
-        "mlp_ratio",
-        "dropout",
-        "drop_path",
-        "token_mixer",
-        "token_mixer_kwargs",
-        "norm_first",
-        "class_token",
-        "layer_norm_epsilon",
-    )
+    config_keys = ("vocabulary_size", "max_sequence_length", *ENCODER_KEYS, "class_token")
 
     def __init__(
         self,

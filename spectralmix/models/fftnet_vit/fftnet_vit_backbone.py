@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import ClassToken, _checks
-from spectralmix.models.base import Backbone, check_encoder_arguments, encoder
+from spectralmix.models.base import ENCODER_KEYS, Backbone, check_encoder_arguments, encoder
 from spectralmix.models.fftnet_vit.fftnet_vit_layers import PatchEmbedding, PatchPositionEmbedding
 
 
@@ -51,21 +51,7 @@ class FFTNetViTBackbone(Backbone):
         "An Image is Worth 16x16 Words", ICLR 2021.
     """
 
-    config_keys = (
-        "image_size",
-        "patch_size",
-        "num_channels",
-        "hidden_dim",
-        "num_layers",
-        "num_heads",
-        "mlp_ratio",
-        "dropout",
-        "drop_path",
-        "token_mixer",
-        "token_mixer_kwargs",
-        "norm_first",
-        "layer_norm_epsilon",
-    )
+    config_keys = ("image_size", "patch_size", "num_channels", *ENCODER_KEYS)
 
     def __init__(
         self,
