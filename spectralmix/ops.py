@@ -1,4 +1,4 @@
-"""Spectral building blocks written on `keras.ops`, shared by the layers and the fallback core.
+"""Spectral building blocks written on `keras.ops`, shared by the layers and every spectral core.
 
 Complex numbers are `(real, imag)` pairs of real tensors, as in `keras.ops.rfft`.
 """
@@ -21,9 +21,21 @@ def _safe_magnitude(re: Tensor, im: Tensor) -> tuple[Tensor, Tensor]:
     return mag, nonzero
 
 
-def _scale_by_magnitude(re, im, activated, mag, nonzero):
-    scale = ops.where(nonzero, activated / mag, ops.zeros_like(mag))
-    return re * scale, im * scale
+def _mod_relu_factor(re: Tensor, im: Tensor, bias: Tensor, epsilon: float) -> Tensor:
+    """`ReLU(|z| + b) / max(|z|, epsilon)`, 0 at `z = 0` when `epsilon = 0`."""
+    mag, nonzero = _safe_magnitude(re, im)
+    if epsilon == 0:
+        return ops.where(nonzero, ops.relu(mag + bias) / mag, ops.zeros_like(mag))
+    mag = ops.where(nonzero, mag, ops.zeros_like(mag))
+    # max(mag, epsilon) as a `where` with epsilon cast: on torch, Keras 3.15's `maximum` of
+    # float64 tensors returns float32, and a Python float operand is rounded to float32.
+    return ops.relu(mag + bias) / ops.where(mag > epsilon, mag, ops.cast(epsilon, mag.dtype))
+
+
+def _gelu_factor(re: Tensor, im: Tensor) -> Tensor:
+    """`GELU(|z|) / |z|`, 0 at `z = 0`."""
+    mag, nonzero = _safe_magnitude(re, im)
+    return ops.where(nonzero, ops.gelu(mag, approximate=False) / mag, ops.zeros_like(mag))
 
 
 def mod_relu(re: Tensor, im: Tensor, bias: Tensor, epsilon: float = 0.0) -> tuple[Tensor, Tensor]:
@@ -33,18 +45,47 @@ def mod_relu(re: Tensor, im: Tensor, bias: Tensor, epsilon: float = 0.0) -> tupl
     denominator, `z · ReLU(|z| + b) / epsilon` below `|z| = epsilon`, whose Jacobian is bounded
     by `2 + max(b, 0) / epsilon` (see `spectralmix.reference.mod_relu`).
     """
-    mag, nonzero = _safe_magnitude(re, im)
-    if epsilon == 0:
-        return _scale_by_magnitude(re, im, ops.relu(mag + bias), mag, nonzero)
-    mag = ops.where(nonzero, mag, ops.zeros_like(mag))
-    scale = ops.relu(mag + bias) / ops.maximum(mag, epsilon)
-    return re * scale, im * scale
+    factor = _mod_relu_factor(re, im, bias, epsilon)
+    return re * factor, im * factor
 
 
 def gelu_magnitude(re: Tensor, im: Tensor) -> tuple[Tensor, Tensor]:
     """`GELU(|z|) · z / |z|` (0 at `z = 0`): the activation of the authors' later FFTNet code."""
-    mag, nonzero = _safe_magnitude(re, im)
-    return _scale_by_magnitude(re, im, ops.gelu(mag, approximate=False), mag, nonzero)
+    factor = _gelu_factor(re, im)
+    return re * factor, im * factor
+
+
+def filter_spectrum(
+    re: Tensor,
+    im: Tensor,
+    scale: Tensor,
+    shift: Tensor,
+    *,
+    activation: str = "modrelu",
+    epsilon: float = 0.0,
+    gain: Any = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """The spectral filter and its complex activation, on a spectrum `F = (re, im)`.
+
+    `activation="modrelu"`: `Z = mod_relu(G, shift, epsilon)` with `G = F · scale`;
+    `activation="gelu"`: `Z = gelu_magnitude(G)` with `G = F · scale + shift`. Returns
+    `gain · Z` (`gain`, a scalar, folds a transform's normalisation into the activation's real
+    factor instead of a pass over the output). `scale` and `shift` broadcast against `re`.
+    Every spectral core runs this one function (`spectralmix.backends`).
+    """
+    re, im = re * scale, im * scale
+    if activation == "modrelu":
+        factor = _mod_relu_factor(re, im, shift, epsilon)
+    elif activation == "gelu":
+        re = re + shift
+        factor = _gelu_factor(re, im)
+    else:
+        raise ValueError(
+            f"`activation` must be 'modrelu' or 'gelu'. Received: activation={activation!r}"
+        )
+    if not (isinstance(gain, (int, float)) and gain == 1):
+        factor = factor * gain
+    return re * factor, im * factor
 
 
 def _static_interpolation(length: int, max_length: int) -> tuple[np.ndarray, ...]:

@@ -87,6 +87,32 @@ def test_mod_relu_jacobian_bounded_near_zero():
     assert jacobian(0.0)[:, mags > 0].max() > 1e6 * (2 + bias / epsilon)
 
 
+@pytest.mark.parametrize(
+    ("activation", "epsilon", "gain"),
+    [("modrelu", 0.0, 1.0), ("modrelu", 0.5, 3.0), ("gelu", 0.0, 2.0)],
+)
+def test_filter_spectrum_matches_oracle(rng, activation, epsilon, gain):
+    """`gain · activation(F · scale [+ shift])`, the oracle's filter step (`R.spectral_core`)."""
+    re, im = rng.standard_normal((2, 3, 4, 5))
+    scale, shift = 1 + 0.5 * rng.standard_normal((2, 3, 1, 5))
+    if activation == "modrelu":
+        expected = R.mod_relu(re * scale, im * scale, shift, epsilon)
+    else:
+        expected = R.gelu_magnitude(re * scale + shift, im * scale)
+    tensors = (ops.convert_to_tensor(a.astype("float32")) for a in (re, im, scale, shift))
+    actual = spectral_ops.filter_spectrum(
+        *tensors, activation=activation, epsilon=epsilon, gain=gain
+    )
+    for a, e in zip(actual, expected, strict=True):
+        assert_close(a, gain * e, scale=True)
+
+
+def test_filter_spectrum_bad_activation():
+    one = ops.ones((2,))
+    with pytest.raises(ValueError, match="activation='relu'"):
+        spectral_ops.filter_spectrum(one, one, one, one, activation="relu")
+
+
 @pytest.mark.parametrize(("length", "max_length"), [(16, 16), (9, 16), (40, 16), (16, 15), (7, 8)])
 def test_resample_matches_oracle(rng, length, max_length):
     values = rng.standard_normal((2, 3, max_length // 2 + 1))

@@ -1,14 +1,17 @@
-"""Spectral cores, one thin module per framework, behind one typed interface.
+"""Spectral cores behind one typed interface: the math written once, on `keras.ops`.
 
-`keras.ops` FFTs work on the last axis only, with a fixed norm and complex numbers as
-`(real, imag)` pairs; that costs speed (see `docs/backends.md`). Each module here runs the
-spectral core — rfft → per-(head, bin) filter → complex activation → irfft — on its framework's
-native complex dtype. Complex values never leave a module: inputs and outputs are real tensors
-of the active Keras backend.
+`keras_ops` is the core: tokens moved last, `keras.ops.rfft`/`irfft` with the orthonormal scale
+folded in, and the filter and complex activation of `spectralmix.ops.filter_spectrum`. It serves
+JAX, TensorFlow and every other Keras backend (numpy, openvino, ...): native JAX and TensorFlow
+cores measured no faster and no leaner, paired in one process (`benchmarks/bench_shims.py`,
+`docs/benchmarks.md`, "The spectral core decision"), and were removed. A framework keeps a
+module here only for what measurably beats `keras_ops` on it: `torch` (the eager modReLU filter
+with a hand-written backward, and FNet's real-input FFT). `dft` is the same core as matmuls.
+Complex values never leave a module: inputs and outputs are real tensors of the active Keras
+backend.
 
 The module is chosen once per Keras backend, from `keras.config.backend()`, and imported on
-first use, so an inactive framework is never imported. Any other backend (numpy, openvino)
-gets `keras_ops`, the readable reference written on `keras.ops`.
+first use, so an inactive framework is never imported.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ Activation = Literal["modrelu", "gelu"]
 #: Keras backends with a framework of their own: each is imported, and has a pip extra, by its
 #: name (the command line's `--backend`, `spectralmix.distribute`'s engines).
 BACKENDS = ("jax", "tensorflow", "torch")
-#: Keras backends that have a native module; every other backend uses `keras_ops`.
-NATIVE_BACKENDS = BACKENDS
+#: Keras backends with a module of their own here; every other backend uses `keras_ops`.
+NATIVE_BACKENDS = ("torch",)
 ACTIVATIONS = ("modrelu", "gelu")
 #: How the layers compute their transforms: the framework's FFT, the DFT as matmuls
 #: (`spectralmix.backends.dft`), or whichever measured faster for the length ("auto").
@@ -78,10 +81,11 @@ def _load(module: str) -> SpectralBackend:
 
 
 def get_backend(name: str | None = None) -> SpectralBackend:
-    """The spectral core for Keras backend `name` (default: the active one).
+    """The spectral core for Keras backend `name` (default: the active one): its module in
+    `NATIVE_BACKENDS`, else `keras_ops`.
 
-    `name="keras_ops"` forces the portable `keras.ops` implementation on any backend;
-    `name="dft"` the DFT-as-matmul core (no FFT op), also on `keras.ops`.
+    `name="keras_ops"` forces the `keras.ops` core on any backend; `name="dft"` the
+    DFT-as-matmul core (no FFT op), also on `keras.ops`.
     """
     if name is None:
         import keras

@@ -29,7 +29,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from spectralmix.ops import gelu_magnitude, mod_relu
+from spectralmix.backends.keras_ops import sequence_length
+from spectralmix.ops import filter_spectrum
 
 name = "dft"
 
@@ -103,9 +104,7 @@ def _matmul(a: Tensor, b: Tensor, subscripts: str) -> Tensor:
 
 
 def _length_and_bins(x: Tensor) -> tuple[Any, Any]:
-    length = x.shape[1]
-    if not _is_static(length):
-        length = ops.shape(x)[1]
+    length = sequence_length(x)
     return length, length // 2 + 1
 
 
@@ -125,11 +124,7 @@ def spectral_filter(
     # (S, H, K) -> (S, K, H, 1): one value per (head, bin), broadcast over a head's channels.
     scale = ops.expand_dims(ops.transpose(ops.cast(scale, dtype), (0, 2, 1)), -1)
     shift = ops.expand_dims(ops.transpose(ops.cast(shift, dtype), (0, 2, 1)), -1)
-    re, im = re * scale, im * scale
-    if activation == "modrelu":
-        re, im = mod_relu(re, im, shift, epsilon)
-    else:
-        re, im = gelu_magnitude(re + shift, im)
+    re, im = filter_spectrum(re, im, scale, shift, activation=activation, epsilon=epsilon)
     merged = ops.concatenate(
         [ops.reshape(re, (-1, num_bins, channels)), ops.reshape(im, (-1, num_bins, channels))],
         axis=1,

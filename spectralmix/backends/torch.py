@@ -1,23 +1,28 @@
-"""PyTorch spectral core: `torch.fft` FFTs, elementwise work on real views.
+"""PyTorch: the parts of the spectral core that measured faster and leaner than `keras_ops`.
 
-Tokens are moved to the last, contiguous axis before the FFT. The filter and modReLU run on
-`view_as_real` views of the spectrum, not on complex arithmetic, which measured faster on CPU
-(`benchmarks/bench_shims.py`, docs/backends.md).
+Everything else — the layout, the GELU form, and the modReLU form under `torch.compile` (the
+compiler fuses the elementwise formula itself; `fullgraph=True` traces it) — is the
+`keras.ops` core (`spectralmix.backends.keras_ops`, math in `spectralmix.ops.filter_spectrum`).
+What stays here, each measured paired against `keras_ops` in one process
+(`benchmarks/bench_shims.py`, `docs/benchmarks.md`, "The spectral core decision"):
 
-The modReLU filter (the paper's form, `activation="modrelu"`) is one autograd function,
-`_ModReLUFilter`, with a hand-written backward: eager torch runs every elementwise op as a
-separate kernel with its own output tensor, and on CPU each output above glibc's mmap
-threshold (32 MB: a float32 spectrum of batch 8, 256 channels and 4,096 tokens is 34 MB) is
-fresh, page-faulted memory. The function keeps the spectrum for the backward and makes a handful
-of full-size buffers where autograd of the elementwise formula made about 25. Under
-`torch.compile` (the compiler fuses the elementwise formula itself) and for the GELU form, the
-same math runs as elementwise ops; `fullgraph=True` traces it without graph breaks.
+- the eager modReLU filter as one autograd function, `_ModReLUFilter`, with a hand-written
+  backward, on `torch.fft` FFTs along the tokens with `norm="ortho"`. Eager torch runs every
+  elementwise op as a separate kernel with its own output tensor, and on CPU each output above
+  glibc's mmap threshold (32 MB: a float32 spectrum of batch 8, 256 channels and 4,096 tokens
+  is 34 MB) is fresh, page-faulted memory. The function keeps the spectrum for the backward and
+  makes a handful of full-size buffers where autograd of the elementwise formula makes dozens;
+- FNet's transform, `torch.fft.fft2` of the real input (`keras.ops.fft2` takes a complex pair:
+  it allocates and transforms a zero imaginary part).
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
-import torch.nn.functional as F
+
+from spectralmix.backends import keras_ops
 
 name = "torch"
 
@@ -35,7 +40,7 @@ class _ModReLUFilter(torch.autograd.Function):
     - `db = Σ W ρ / max(m, ε)`,
 
     the sums over the axes `W` and `b` were broadcast along (`tests/backends/test_torch.py`
-    compares all three with autograd of `_filter_elementwise`). The spectrum is kept for the
+    compares all three with autograd of the `keras_ops` core). The spectrum is kept for the
     backward rather than overwritten by `Z`: where `W = 0` (so `Z = 0`) and `ε > 0`,
     `dW = φ(0) Σ Re(conj(S) · dZ)` still needs `S`.
     """
@@ -87,42 +92,25 @@ class _ModReLUFilter(torch.autograd.Function):
         return torch.view_as_complex(grad_spectrum), grad_scale, grad_shift, None
 
 
-def _filter_elementwise(spectrum, scale, shift, activation, epsilon=0.0):
-    """The filter and activation as elementwise autograd ops: what `torch.compile` fuses (into
-    fewer kernels than `_ModReLUFilter`'s hand-written ones), and the GELU form."""
-    re = spectrum.real * scale
-    im = spectrum.imag * scale
-    if activation == "gelu":
-        re = re + shift
-    sq = re * re + im * im
-    nonzero = sq > 0
-    # sqrt and the division only ever see nonzero values: finite gradients at z = 0.
-    mag = torch.sqrt(torch.where(nonzero, sq, torch.ones_like(sq)))
-    if activation == "gelu":
-        factor = torch.where(nonzero, F.gelu(mag) / mag, torch.zeros_like(mag))
-    elif epsilon == 0:
-        factor = torch.where(nonzero, torch.relu(mag + shift) / mag, torch.zeros_like(mag))
-    else:
-        mag = torch.where(nonzero, mag, torch.zeros_like(mag))
-        factor = torch.relu(mag + shift) / torch.clamp(mag, min=epsilon)
-    return torch.complex(re * factor, im * factor)
+def _fused_modrelu(xt, scale, shift, length, *, epsilon: float):
+    """`keras_ops.Mix` of the eager modReLU form: `torch.fft` FFTs and `_ModReLUFilter`."""
+    spectrum = torch.fft.rfft(xt, dim=-1, norm="ortho")  # (B, H, d, K)
+    filtered = _ModReLUFilter.apply(spectrum, scale, shift, epsilon)
+    return torch.fft.irfft(filtered, n=length, dim=-1, norm="ortho")
 
 
 def spectral_filter(
     x, scale, shift, *, num_heads: int, activation: str = "modrelu", epsilon: float = 0.0
 ):
-    batch, length, channels = x.shape
-    xt = x.transpose(1, 2).reshape(batch, num_heads, channels // num_heads, length)
-    spectrum = torch.fft.rfft(xt, dim=-1, norm="ortho")  # (B, H, d, K)
-    scale = scale[:, :, None, :]
-    shift = shift[:, :, None, :]
-    if activation == "modrelu" and not torch.compiler.is_compiling():
-        filtered = _ModReLUFilter.apply(spectrum, scale, shift, epsilon)
-    else:
-        filtered = _filter_elementwise(spectrum, scale, shift, activation, epsilon)
-    mixed = torch.fft.irfft(filtered, n=length, dim=-1, norm="ortho")
-    return mixed.reshape(batch, channels, length).transpose(1, 2)
+    """`SpectralBackend.spectral_filter` (see `spectralmix.backends`)."""
+    if activation != "modrelu" or torch.compiler.is_compiling():
+        return keras_ops.spectral_filter(
+            x, scale, shift, num_heads=num_heads, activation=activation, epsilon=epsilon
+        )
+    mix = functools.partial(_fused_modrelu, epsilon=epsilon)
+    return keras_ops.filter_per_head(x, scale, shift, num_heads, mix)
 
 
 def fourier_mixing(x):
+    """`SpectralBackend.fourier_mixing`."""
     return torch.fft.fft2(x, dim=(1, 2)).real

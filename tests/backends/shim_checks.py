@@ -1,5 +1,5 @@
-"""Checks every spectral core passes, run once per framework by the `test_<framework>.py`
-files: agreement with the float64 oracle, gradients against finite differences, finite
+"""Checks every spectral core passes, run by `test_keras_ops.py`, `test_torch.py` and
+`test_dft.py`: agreement with the float64 oracle, gradients against finite differences, finite
 gradients at z = 0, and compiled execution equal to eager."""
 
 from __future__ import annotations

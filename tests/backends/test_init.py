@@ -11,7 +11,7 @@ def test_active_backend_gets_its_native_core():
     assert backends.get_backend() is core  # chosen once
 
 
-@pytest.mark.parametrize("name", ["numpy", "openvino", "keras_ops"])
+@pytest.mark.parametrize("name", ["jax", "tensorflow", "numpy", "openvino", "keras_ops"])
 def test_other_backends_get_the_keras_ops_core(name):
     assert backends.get_backend(name).name == "keras_ops"
 

@@ -3,6 +3,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from spectralmix.backends import keras_ops  # noqa: E402
 from spectralmix.backends import torch as torch_shim  # noqa: E402
 from tests.backends.shim_checks import ShimChecks  # noqa: E402
 from tests.tolerances import TOLERANCES  # noqa: E402
@@ -50,26 +51,19 @@ EPSILONS = [0.0, 1e-3, 0.5]
 
 @pytest.mark.parametrize("epsilon", EPSILONS)
 @pytest.mark.parametrize("batch_scale", [True, False])
-def test_fused_modrelu_filter_matches_elementwise_autograd(rng, batch_scale, epsilon):
-    """The hand-written backward of `_ModReLUFilter` against autograd of the where-guarded
-    elementwise formula (what torch.compile runs), values and all three gradients."""
+def test_fused_modrelu_filter_matches_the_keras_ops_core(rng, batch_scale, epsilon):
+    """The hand-written backward of `_ModReLUFilter` against autograd of the `keras.ops` core
+    (what torch.compile and every other backend run), values and all three gradients."""
     inputs = _edge_inputs(rng, batch_scale)
     cotangent = torch.tensor(rng.standard_normal((3, 10, 8)))
 
-    def elementwise(x, scale, shift):
-        batch, length, channels = x.shape
-        xt = x.transpose(1, 2).reshape(batch, 4, channels // 4, length)
-        spectrum = torch.fft.rfft(xt, dim=-1, norm="ortho")
-        filtered = torch_shim._filter_elementwise(
-            spectrum, scale[:, :, None, :], shift[:, :, None, :], "modrelu", epsilon
-        )
-        mixed = torch.fft.irfft(filtered, n=length, dim=-1, norm="ortho")
-        return mixed.reshape(batch, channels, length).transpose(1, 2)
+    def portable(x, scale, shift):
+        return keras_ops.spectral_filter(x, scale, shift, num_heads=4, epsilon=epsilon)
 
     def fused(x, scale, shift):
         return torch_shim.spectral_filter(x, scale, shift, num_heads=4, epsilon=epsilon)
 
-    expected = _value_and_grads(elementwise, inputs, cotangent)
+    expected = _value_and_grads(portable, inputs, cotangent)
     actual = _value_and_grads(fused, inputs, cotangent)
     for a, e in zip(actual, expected, strict=True):
         np.testing.assert_allclose(a, e, rtol=TOLERANCES["float64"], atol=TOLERANCES["float64"])
@@ -94,7 +88,7 @@ def test_fused_modrelu_filter_without_grad(rng):
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.5])
 def test_compiled_gradients_match_eager(rng, epsilon):
-    """torch.compile runs the elementwise form; its gradients equal the fused backward's."""
+    """torch.compile runs the keras.ops core; its gradients equal the fused backward's."""
     inputs = _edge_inputs(rng, batch_scale=False)
     inputs = [t.detach().float().requires_grad_() for t in inputs]
     cotangent = torch.tensor(rng.standard_normal((3, 10, 8)), dtype=torch.float32)
