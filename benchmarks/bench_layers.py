@@ -4,6 +4,7 @@ Contenders, batch 8, 256 channels, 8 heads, forward and forward+backward:
 
 - `ours`: `AdaptiveSpectralFilter` (the Keras layer);
 - `handwritten`: the same math in the framework alone (no Keras): what the layer costs;
+  written once (`_handwritten`) over each framework's own functions (`_framework`);
 - `fft_floor`: bare `rfft` + `irfft` along the tokens, the floor a spectral mixer cannot beat;
 - `attention`: `keras.layers.MultiHeadAttention` (8 heads of 32);
 - `fnet`: `FourierMixing`;
@@ -45,6 +46,7 @@ import math
 import os
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -159,88 +161,105 @@ def _fused_attention(backend: str, implementation: str | None = None):
     raise ValueError(f"no fused-attention contender for {backend}")
 
 
-def _framework_functions(backend: str):
-    """`(handwritten(params, x), floor(x))` written with `backend` alone, no Keras. Both
-    compute in float32 and return the input's dtype (the layer's spectral island)."""
-    d = CHANNELS // HEADS
+def _framework(backend: str) -> SimpleNamespace:
+    """The framework's own functions the hand-written contender and the floor call: the same
+    names on every framework. `rfft`/`irfft` act on the last axis with `norm="ortho"`
+    (TensorFlow's have no norm: scaled by hand); `fft_pair` is the floor, `rfft` then `irfft`
+    along the tokens (axis 1; TensorFlow's FFTs have no axis: tokens moved last and back)."""
     if backend == "jax":
         import jax
         import jax.numpy as jnp
 
-        def handwritten(params, x):
-            base, bias, w1, b1, w2, b2 = params
-            dtype, x = x.dtype, x.astype("float32")
-            b, n, _ = x.shape
-            k = n // 2 + 1
-            context = jax.nn.gelu(x.mean(axis=1) @ w1 + b1, approximate=False)
-            filt = base + jnp.tanh((context @ w2 + b2).reshape(b, HEADS, k))
-            spec = jnp.fft.rfft(x.reshape(b, n, HEADS, d), axis=1, norm="ortho")
-            g = spec * jnp.swapaxes(filt, 1, 2)[..., None]
-            mag = jnp.abs(g)
-            safe = jnp.where(mag > 0, mag, 1.0)
-            z = g * jnp.where(mag > 0, jax.nn.relu(mag + bias.T[..., None]) / safe, 0.0)
-            y = jnp.fft.irfft(z, n=n, axis=1, norm="ortho").reshape(b, n, HEADS * d)
-            return y.astype(dtype)
-
-        def floor(x):
-            dtype, x = x.dtype, x.astype("float32")
-            n = x.shape[1]
-            y = jnp.fft.irfft(jnp.fft.rfft(x, axis=1, norm="ortho"), n=n, axis=1, norm="ortho")
-            return y.astype(dtype)
-
-        return handwritten, floor
+        return SimpleNamespace(
+            float32=lambda x: x.astype("float32"),
+            cast=lambda x, dtype: x.astype(dtype),
+            reshape=jnp.reshape,
+            transpose=jnp.transpose,
+            where=jnp.where,
+            mean=jnp.mean,
+            tanh=jnp.tanh,
+            relu=jax.nn.relu,
+            gelu=functools.partial(jax.nn.gelu, approximate=False),
+            complex=lambda r: r,
+            rfft=functools.partial(jnp.fft.rfft, norm="ortho"),
+            irfft=lambda z, n: jnp.fft.irfft(z, n=n, norm="ortho"),
+            fft_pair=lambda x: jnp.fft.irfft(
+                jnp.fft.rfft(x, axis=1, norm="ortho"), n=x.shape[1], axis=1, norm="ortho"
+            ),
+        )
     if backend == "tensorflow":
         import tensorflow as tf
 
-        def handwritten(params, x):
-            base, bias, w1, b1, w2, b2 = params
-            dtype, x = x.dtype, tf.cast(x, tf.float32)
-            b, n = tf.shape(x)[0], x.shape[1]
-            k = n // 2 + 1
-            context = tf.nn.gelu(tf.reduce_mean(x, axis=1) @ w1 + b1, approximate=False)
-            filt = base + tf.tanh(tf.reshape(context @ w2 + b2, (b, HEADS, k)))
-            xt = tf.reshape(tf.transpose(x, (0, 2, 1)), (b, HEADS, d, n))
-            spec = tf.signal.rfft(xt) / math.sqrt(n)
-            g = spec * tf.complex(filt[:, :, None, :], 0.0)
-            mag = tf.abs(g)
-            safe = tf.where(mag > 0, mag, 1.0)
-            scale = tf.where(mag > 0, tf.nn.relu(mag + bias[:, None, :]) / safe, 0.0)
-            y = tf.signal.irfft(g * tf.complex(scale, 0.0), fft_length=[n]) * math.sqrt(n)
-            return tf.cast(tf.transpose(tf.reshape(y, (b, HEADS * d, n)), (0, 2, 1)), dtype)
+        def fft_pair(x):
+            n, xt = x.shape[1], tf.transpose(x, (0, 2, 1))
+            return tf.transpose(tf.signal.irfft(tf.signal.rfft(xt), fft_length=[n]), (0, 2, 1))
 
-        def floor(x):
-            dtype = x.dtype
-            xt = tf.transpose(tf.cast(x, tf.float32), (0, 2, 1))
-            n = x.shape[1]
-            y = tf.signal.irfft(tf.signal.rfft(xt), fft_length=[n])
-            return tf.cast(tf.transpose(y, (0, 2, 1)), dtype)
-
-        return handwritten, floor
+        return SimpleNamespace(
+            float32=lambda x: tf.cast(x, tf.float32),
+            cast=tf.cast,
+            reshape=tf.reshape,
+            transpose=tf.transpose,
+            where=tf.where,
+            mean=tf.reduce_mean,
+            tanh=tf.tanh,
+            relu=tf.nn.relu,
+            gelu=functools.partial(tf.nn.gelu, approximate=False),
+            complex=lambda r: tf.complex(r, tf.zeros_like(r)),
+            rfft=lambda x: tf.signal.rfft(x) / math.sqrt(x.shape[-1]),
+            irfft=lambda z, n: tf.signal.irfft(z, fft_length=[n]) * math.sqrt(n),
+            fft_pair=fft_pair,
+        )
     import torch
     import torch.nn.functional as F
 
-    def handwritten(params, x):
-        base, bias, w1, b1, w2, b2 = params
-        dtype, x = x.dtype, x.float()
-        b, n, _ = x.shape
-        k = n // 2 + 1
-        context = F.gelu(x.mean(dim=1) @ w1 + b1)
-        filt = base + torch.tanh((context @ w2 + b2).reshape(b, HEADS, k))
-        xt = x.transpose(1, 2).reshape(b, HEADS, d, n)
-        g = torch.fft.rfft(xt, dim=-1, norm="ortho") * filt[:, :, None, :]
-        mag = g.abs()
-        safe = torch.where(mag > 0, mag, torch.ones_like(mag))
-        scale = torch.where(mag > 0, torch.relu(mag + bias[:, None, :]) / safe, 0.0)
-        y = torch.fft.irfft(g * scale, n=n, dim=-1, norm="ortho")
-        return y.reshape(b, HEADS * d, n).transpose(1, 2).to(dtype)
+    return SimpleNamespace(
+        float32=lambda x: x.float(),
+        cast=lambda x, dtype: x.to(dtype),
+        reshape=torch.reshape,
+        transpose=torch.permute,
+        where=torch.where,
+        mean=torch.mean,
+        tanh=torch.tanh,
+        relu=torch.relu,
+        gelu=F.gelu,
+        complex=lambda r: r,
+        rfft=functools.partial(torch.fft.rfft, norm="ortho"),
+        irfft=lambda z, n: torch.fft.irfft(z, n=n, norm="ortho"),
+        fft_pair=lambda x: torch.fft.irfft(
+            torch.fft.rfft(x, dim=1, norm="ortho"), n=x.shape[1], dim=1, norm="ortho"
+        ),
+    )
 
-    def floor(x):
-        dtype, x = x.dtype, x.float()
-        n = x.shape[1]
-        y = torch.fft.irfft(torch.fft.rfft(x, dim=1, norm="ortho"), n=n, dim=1, norm="ortho")
-        return y.to(dtype)
 
-    return handwritten, floor
+def _handwritten(fw: SimpleNamespace, params, x):
+    """The adaptive spectral filter (v1, modReLU with `epsilon = 0`) written once on `fw`, the
+    framework's own functions, with no Keras: the contender that says what the layer costs.
+    Deliberately independent of `spectralmix`: complex arithmetic where our cores work on real
+    and imaginary parts. Computes in float32 and returns the input's dtype."""
+    base, bias, w1, b1, w2, b2 = params
+    dtype, x = x.dtype, fw.float32(x)
+    n, d = x.shape[1], CHANNELS // HEADS
+    k = n // 2 + 1
+    context = fw.gelu(fw.mean(x, 1) @ w1 + b1)
+    filt = base + fw.tanh(fw.reshape(context @ w2 + b2, (-1, HEADS, k)))
+    xt = fw.reshape(fw.transpose(x, (0, 2, 1)), (-1, HEADS, d, n))
+    g = fw.rfft(xt) * fw.complex(filt[:, :, None, :])
+    mag = abs(g)
+    safe = fw.where(mag > 0, mag, 1.0)
+    scale = fw.where(mag > 0, fw.relu(mag + bias[:, None, :]) / safe, 0.0)
+    y = fw.irfft(g * fw.complex(scale), n)
+    return fw.cast(fw.transpose(fw.reshape(y, (-1, HEADS * d, n)), (0, 2, 1)), dtype)
+
+
+def _fft_floor(fw: SimpleNamespace, x):
+    """Bare `rfft` + `irfft` along the tokens, in float32, returning the input's dtype."""
+    return fw.cast(fw.fft_pair(fw.float32(x)), x.dtype)
+
+
+def _framework_functions(backend: str):
+    """`(handwritten(params, x), floor(x))` written with `backend` alone, no Keras."""
+    fw = _framework(backend)
+    return functools.partial(_handwritten, fw), functools.partial(_fft_floor, fw)
 
 
 def _compute_dtype(policy: str) -> str:
@@ -629,7 +648,7 @@ def _paired_lengths(args) -> list[int]:
     return sorted(n for n in args.lengths if n <= 16384)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", choices=harness.BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--contender", choices=CONTENDERS, help=argparse.SUPPRESS)
@@ -683,9 +702,13 @@ def main() -> None:
     )
     parser.add_argument("--paired", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "layers-cpu.json"))
-    args = parser.parse_args()
-    if args.worker and args.paired:
-        result = _measure_paired(
+    return parser
+
+
+def _worker(args) -> dict:
+    """One worker process's measurement: the paired worker or one contender."""
+    if args.paired:
+        return _measure_paired(
             args.worker,
             sorted(args.lengths),
             args.repeats,
@@ -693,69 +716,64 @@ def main() -> None:
             args.policy,
             args.torch_compile,
         )
-        print(json.dumps(result))
-        return
-    if args.worker:
-        print(
-            json.dumps(
-                _measure(
-                    args.worker,
-                    args.contender,
-                    sorted(args.lengths),
-                    args.repeats,
-                    args.time_budget,
-                    args.memory_budget,
-                    args.policy,
-                    args.expect_gpu,
-                    args.torch_compile,
-                )
-            )
-        )
-        return
-    wanted = args.backends or list(harness.BACKENDS)
-    skipped = harness.skipped_backends(wanted)
+    return _measure(
+        args.worker,
+        args.contender,
+        sorted(args.lengths),
+        args.repeats,
+        args.time_budget,
+        args.memory_budget,
+        args.policy,
+        args.expect_gpu,
+        args.torch_compile,
+    )
+
+
+def _contender_args(args, contender: str) -> list[str]:
+    worker_args = ["--contender", contender, "--repeats", str(args.repeats)]
+    worker_args += ["--time-budget", str(args.time_budget)]
+    worker_args += ["--memory-budget", str(args.memory_budget), "--policy", args.policy]
+    worker_args += ["--lengths", *map(str, args.lengths)]
+    if args.expect_gpu:
+        worker_args.append("--expect-gpu")
+    if args.torch_compile:
+        worker_args.append("--torch-compile")
+    return worker_args
+
+
+def _paired_args(args) -> list[str]:
+    worker_args = ["--paired", "--repeats", str(args.paired_repeats)]
+    worker_args += ["--time-budget", str(args.time_budget), "--policy", args.policy]
+    worker_args += ["--lengths", *map(str, _paired_lengths(args))]
+    if args.torch_compile:
+        worker_args.append("--torch-compile")
+    return worker_args
+
+
+def _jobs(args, backends: list[str], skipped: dict) -> tuple[list, list[str]]:
+    """`(jobs, labels)`: one `(backend, worker arguments)` job per backend and contender, plus
+    the paired worker where the three paired contenders are asked for. Records in `skipped`
+    the contenders a backend has none of."""
     jobs, labels = [], []
-    for backend in [b for b in wanted if b not in skipped]:
+    for backend in backends:
         for contender in args.contenders:
             if contender == "fused_attention" and backend == "tensorflow":
                 skipped[f"{backend}/{contender}"] = "no fused-attention contender for tensorflow"
                 continue
-            worker_args = [
-                "--contender",
-                contender,
-                "--repeats",
-                str(args.repeats),
-                "--time-budget",
-                str(args.time_budget),
-                "--memory-budget",
-                str(args.memory_budget),
-                "--policy",
-                args.policy,
-                "--lengths",
-                *map(str, args.lengths),
-            ]
-            if args.expect_gpu:
-                worker_args.append("--expect-gpu")
-            if args.torch_compile:
-                worker_args.append("--torch-compile")
-            jobs.append((backend, worker_args))
+            jobs.append((backend, _contender_args(args, contender)))
             labels.append(contender)
         if args.paired_repeats > 0 and set(PAIRED) <= set(args.contenders):
-            worker_args = [
-                "--paired",
-                "--repeats",
-                str(args.paired_repeats),
-                "--time-budget",
-                str(args.time_budget),
-                "--policy",
-                args.policy,
-                "--lengths",
-                *map(str, _paired_lengths(args)),
-            ]
-            if args.torch_compile:
-                worker_args.append("--torch-compile")
-            jobs.append((backend, worker_args))
+            jobs.append((backend, _paired_args(args)))
             labels.append("paired")
+    return jobs, labels
+
+
+def _run_all(args) -> dict:
+    """Runs every job, writing the results after each worker (a run cut short keeps what it
+    measured); returns the final payload."""
+    wanted = args.backends or list(harness.BACKENDS)
+    skipped = harness.skipped_backends(wanted)
+    jobs, labels = _jobs(args, [b for b in wanted if b not in skipped], skipped)
     finished: dict[int, dict] = {}
 
     def record(index: int, result) -> None:
@@ -767,7 +785,6 @@ def main() -> None:
             which = {"kind": "paired"} if contender == "paired" else {"contender": contender}
             result = {"backend": backend, **which, "error": str(result)[-2000:]}
         finished[index] = result
-        # Written after every worker: a run cut short keeps what it measured.
         partial = [finished[i] for i in sorted(finished)]
         harness.write_json(args.out, _payload(args, partial, skipped, complete=False))
 
@@ -775,7 +792,15 @@ def main() -> None:
     results = [finished[i] for i in sorted(finished)]
     payload = _payload(args, results, skipped, complete=True)
     harness.write_json(args.out, payload)
-    print(json.dumps(payload["targets"], indent=2))
+    return payload
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    if args.worker:
+        print(json.dumps(_worker(args)))
+        return
+    print(json.dumps(_run_all(args)["targets"], indent=2))
 
 
 if __name__ == "__main__":
