@@ -61,8 +61,10 @@ _TOKEN_MIXERS: dict[str, type | None] = dict.fromkeys(BUILT_IN)
 def register_token_mixer(name: str):
     """Class decorator: registers a Keras layer class as the token mixer `name`.
 
-    The class is also registered for Keras serialization (package `"spectralmix"`) if it is
-    not already, so blocks that hold it save and load. Raises `ValueError` for a name already
+    The class is also registered for Keras serialization if it is not already, under its
+    module's name as the package (`"my_project.mixers>MyMixer"`: never a spectralmix name, so
+    it cannot take the place of a spectralmix layer of the same class name), so blocks that
+    hold it save and load wherever that module is imported. Raises `ValueError` for a name already
     taken by another class and `TypeError` for a class that is not a token mixer.
     """
     if not isinstance(name, str) or not name.isidentifier():
@@ -83,7 +85,7 @@ def register_token_mixer(name: str):
                 f"name. Received: {cls.__qualname__}"
             )
         if keras.saving.get_registered_name(cls) == cls.__name__:
-            cls = keras.saving.register_keras_serializable(package="spectralmix")(cls)
+            cls = keras.saving.register_keras_serializable(package=cls.__module__)(cls)
         cls.token_mixer_name = name
         _TOKEN_MIXERS[name] = cls
         return cls

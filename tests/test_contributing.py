@@ -138,8 +138,10 @@ def test_a_mixer_without_a_flop_formula_is_named():
 def test_the_harness_trains_the_task_with_the_mixer(tmp_path):
     task = make_toy_task()
     metrics = harness.train(task, tmp_path / "run", model=MIXER, epochs=1, verbose=0)
-    assert metrics["model"] == MIXER and metrics["task"] == TASK
-    assert metrics["test_examples"] == 32 and metrics["updates"] == 6
+    assert metrics["model"] == MIXER
+    assert metrics["task"] == TASK
+    assert metrics["test_examples"] == 32
+    assert metrics["updates"] == 6
 
 
 @pytest.mark.slow
