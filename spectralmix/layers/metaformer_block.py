@@ -115,8 +115,8 @@ class MetaFormerBlock(keras.layers.Layer):
         mixer_class = get_token_mixer(self.token_mixer)
         try:
             return mixer_class(**arguments, dtype=self.dtype_policy, name="token_mixer")
-        except TypeError as error:
-            raise TypeError(
+        except (TypeError, ValueError) as error:  # Keras refuses unknown ones with a ValueError
+            raise type(error)(
                 f"Token mixer {self.token_mixer!r} ({mixer_class.__name__}) rejected its "
                 f"arguments {sorted(arguments)}: {error}"
             ) from None

@@ -195,6 +195,33 @@ class Task(presets.PresetMixin, keras.Model):
         return cls(**config)
 
 
+#: The keyword arguments a backbone or task passes on to `keras.Model` (which would silently
+#: drop any other).
+MODEL_KWARGS = ("name", "trainable")
+
+
+def check_model_kwargs(cls: type, kwargs: dict[str, Any]) -> None:
+    """Refuses keyword arguments `cls` does not take, naming them; spectralmix 0.1's flat
+    mixer arguments get the hint where they go now."""
+    unknown = sorted(set(kwargs) - set(MODEL_KWARGS))
+    if not unknown:
+        return
+    legacy = [k for k in unknown if k in LEGACY_MIXER_KEYS]
+    hint = (
+        f"; {legacy} are the mixer's arguments now: token_mixer_kwargs="
+        + "{"
+        + ", ".join(f"{k!r}: ..." for k in legacy)
+        + "}"
+        + (' (and norm_first=True for variant="v2")' if "variant" in legacy else "")
+        if legacy
+        else ""
+    )
+    raise TypeError(
+        f"{cls.__name__} got unexpected keyword arguments {unknown}{hint}. "
+        f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in unknown)}"
+    )
+
+
 def check_backbone(backbone: Any, expected: type) -> None:
     if not isinstance(backbone, expected):
         raise TypeError(

@@ -191,6 +191,8 @@ def _backbone_from_preset(cls, directory, registered, load_weights, overrides):
 def _task_from_preset(cls, directory, registered, load_weights, overrides):
     backbone_keys = set(cls.backbone_class.config_keys)
     backbone_overrides = {k: v for k, v in overrides.items() if k in backbone_keys}
+    if "dtype" in overrides:  # the whole model's policy, as for a model built directly
+        backbone_overrides["dtype"] = overrides["dtype"]
     task_overrides = {k: v for k, v in overrides.items() if k not in backbone_keys}
     has_task = directory is not None and os.path.exists(os.path.join(directory, TASK_CONFIG_FILE))
     if has_task:

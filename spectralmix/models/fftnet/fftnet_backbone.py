@@ -5,7 +5,13 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import ClassToken, PositionEmbedding, _checks
-from spectralmix.models.base import ENCODER_KEYS, Backbone, check_encoder_arguments, encoder
+from spectralmix.models.base import (
+    ENCODER_KEYS,
+    Backbone,
+    check_encoder_arguments,
+    check_model_kwargs,
+    encoder,
+)
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
@@ -67,6 +73,7 @@ class FFTNetBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         vocabulary_size = _checks.positive_int("vocabulary_size", vocabulary_size)
         max_sequence_length = _checks.positive_int("max_sequence_length", max_sequence_length)
         hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs = (

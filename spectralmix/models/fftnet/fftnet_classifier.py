@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import _checks
-from spectralmix.models.base import Task, check_backbone
+from spectralmix.models.base import Task, check_backbone, check_model_kwargs
 from spectralmix.models.fftnet.fftnet_backbone import FFTNetBackbone
 
 POOLINGS = ("cls", "mean")
@@ -42,6 +42,7 @@ class FFTNetClassifier(Task):
     config_keys = ("num_classes", "pooling", "head_dropout")
 
     def __init__(self, backbone, num_classes, pooling=None, head_dropout=0.0, dtype=None, **kwargs):
+        check_model_kwargs(type(self), kwargs)
         check_backbone(backbone, FFTNetBackbone)
         num_classes = _checks.positive_int("num_classes", num_classes)
         if pooling is None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import ClassToken, _checks
-from spectralmix.models.base import ENCODER_KEYS, Backbone, check_encoder_arguments, encoder
+from spectralmix.models.base import (
+    ENCODER_KEYS,
+    Backbone,
+    check_encoder_arguments,
+    check_model_kwargs,
+    encoder,
+)
 from spectralmix.models.fftnet_vit.fftnet_vit_layers import PatchEmbedding, PatchPositionEmbedding
 
 
@@ -71,6 +77,7 @@ class FFTNetViTBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
+        check_model_kwargs(type(self), kwargs)
         image_size = _checks.positive_int("image_size", image_size)
         patch_size = _checks.positive_int("patch_size", patch_size)
         if image_size % patch_size:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from spectralmix.layers import _checks
-from spectralmix.models.base import Task, check_backbone
+from spectralmix.models.base import Task, check_backbone, check_model_kwargs
 from spectralmix.models.fftnet_vit.fftnet_vit_backbone import FFTNetViTBackbone
 
 
@@ -35,6 +35,7 @@ class FFTNetViTImageClassifier(Task):
     config_keys = ("num_classes", "head_dropout")
 
     def __init__(self, backbone, num_classes=1000, head_dropout=0.0, dtype=None, **kwargs):
+        check_model_kwargs(type(self), kwargs)
         check_backbone(backbone, FFTNetViTBackbone)
         num_classes = _checks.positive_int("num_classes", num_classes)
         head_dropout = _checks.rate("head_dropout", head_dropout)
