@@ -15,6 +15,25 @@ from tests.helpers import (
 )
 
 MIXERS = ["fftnet", "fnet", "attention"]
+#: FFTNetBlock's config in spectralmix 0.1: unchanged, so that saved blocks load as they are.
+CONFIG_KEYS_0_1 = {
+    "name",
+    "trainable",
+    "dtype",
+    "num_heads",
+    "mlp_ratio",
+    "dropout",
+    "drop_path",
+    "token_mixer",
+    "max_sequence_length",
+    "variant",
+    "adaptive",
+    "fft_impl",
+    "modrelu_epsilon",
+    "layer_norm_epsilon",
+    "kernel_initializer",
+    "bias_initializer",
+}
 
 
 def _oracle_params(block):
@@ -96,6 +115,42 @@ def test_layer_contract(tmp_path, token_mixer):
         expected_trainable={"fftnet": 14, "fnet": 8, "attention": 16}[token_mixer],
         policies=policies,
     )
+
+
+@pytest.mark.parametrize("token_mixer", MIXERS)
+def test_config_is_the_flat_one_of_0_1(token_mixer):
+    block = FFTNetBlock(2, token_mixer=token_mixer, variant="v2", fft_impl="dft")
+    config = block.get_config()
+    assert set(config) == CONFIG_KEYS_0_1
+    assert (config["token_mixer"], config["variant"], config["fft_impl"]) == (
+        token_mixer,
+        "v2",
+        "dft",
+    )
+    clone = FFTNetBlock.from_config(config)
+    assert clone.get_config() == config
+    assert clone.norm_first
+    # Each flat argument reaches the mixer only if the mixer takes it.
+    expected = {
+        "fftnet": {
+            "num_heads": 2,
+            "variant": "v2",
+            "adaptive": True,
+            "fft_impl": "dft",
+            "modrelu_epsilon": 1e-3,
+        },
+        "fnet": {"fft_impl": "dft"},
+        "attention": {"num_heads": 2},
+    }[token_mixer]
+    assert clone.token_mixer_kwargs == expected
+
+
+def test_max_sequence_length_defaults_to_the_first_input_and_is_saved():
+    block = FFTNetBlock(2)
+    assert block.get_config()["max_sequence_length"] is None
+    block(np.zeros((1, 11, 8), "float32"))
+    assert block.get_config()["max_sequence_length"] == 11
+    assert block.mixer.max_sequence_length == 11
 
 
 def test_sequence_model_with_embedding_mask_trains_and_reloads(tmp_path, rng):

@@ -25,8 +25,26 @@ def test_any_length(length):
 
 
 def test_config_round_trip():
-    backbone = FFTNetBackbone(**SMALL, token_mixer="fnet", variant="v2", dropout=0.1)
+    backbone = FFTNetBackbone(**SMALL, token_mixer="fnet", norm_first=True, dropout=0.1)
     assert FFTNetBackbone.from_config(backbone.get_config()).get_config() == (backbone.get_config())
+    fftnet = FFTNetBackbone(**SMALL, token_mixer_kwargs={"variant": "v2"}, norm_first=True)
+    config = fftnet.get_config()
+    assert config["token_mixer_kwargs"] == {"variant": "v2"}
+    assert config["norm_first"] is True
+    clone = FFTNetBackbone.from_config(config)
+    assert clone.get_config() == config
+    assert clone.get_layer("block_1").mixer.variant == "v2"
+    assert clone.get_layer("block_1").norm_first
+
+
+def test_config_is_the_constructor_arguments():
+    backbone = FFTNetBackbone(**SMALL, class_token=True)
+    config = backbone.get_config()
+    assert set(config) == {"name", "trainable", "dtype", *FFTNetBackbone.config_keys}
+    assert {k: config[k] for k in SMALL} == SMALL
+    assert (config["token_mixer"], config["token_mixer_kwargs"]) == ("fftnet", {})
+    assert (config["norm_first"], config["class_token"]) == (False, True)
+    assert backbone.token_mixer_arguments == {"num_heads": 2, "max_sequence_length": 13}
 
 
 @pytest.mark.parametrize(
@@ -36,6 +54,10 @@ def test_config_round_trip():
         ({"max_sequence_length": None}, "max_sequence_length=None"),
         ({"num_heads": 3}, "num_heads=3, hidden_dim=16"),
         ({"class_token": 1}, "class_token=1"),
+        ({"norm_first": "yes"}, "norm_first='yes'"),
+        ({"token_mixer": "mlp"}, "token_mixer='mlp'"),
+        ({"token_mixer_kwargs": ["variant"]}, r"token_mixer_kwargs=\['variant'\]"),
+        ({"token_mixer_kwargs": {"variant": "v3"}}, "variant='v3'"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -44,16 +66,45 @@ def test_bad_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize("token_mixer", ["fftnet", "fnet"])
-def test_fft_impl_is_a_config_key_and_keeps_the_function(token_mixer):
+def test_fft_impl_is_a_mixer_argument_and_keeps_the_function(token_mixer):
     backbone = FFTNetBackbone(**SMALL, token_mixer=token_mixer)
     config = backbone.get_config()
-    assert config["fft_impl"] == "fft"
-    dft_backbone = FFTNetBackbone.from_config({**config, "fft_impl": "dft"})
+    assert backbone.get_layer("block_0").mixer.fft_impl == "fft"
+    dft_backbone = FFTNetBackbone.from_config({**config, "token_mixer_kwargs": {"fft_impl": "dft"}})
     dft_backbone.set_weights(backbone.get_weights())
-    assert dft_backbone.get_config()["fft_impl"] == "dft"
+    assert dft_backbone.get_config()["token_mixer_kwargs"] == {"fft_impl": "dft"}
+    assert dft_backbone.get_layer("block_1").mixer.fft_impl == "dft"
     ids = np.random.default_rng(0).integers(0, 20, (2, 11))
     np.testing.assert_allclose(
         to_numpy(dft_backbone(ids)), to_numpy(backbone(ids)), rtol=1e-4, atol=1e-4
     )
     with pytest.raises(ValueError, match="fft_impl='FFT'"):
-        FFTNetBackbone(**SMALL, fft_impl="FFT")
+        FFTNetBackbone(**SMALL, token_mixer_kwargs={"fft_impl": "FFT"})
+
+
+def test_legacy_config_is_refused_with_the_conversion_to_run():
+    config = FFTNetBackbone(**SMALL).get_config()
+    del config["token_mixer_kwargs"], config["norm_first"]
+    config.update(variant="v1", fft_impl="fft", modrelu_epsilon=1e-3)
+    with pytest.raises(ValueError, match=r"convert_legacy_file\(old_path, new_path\)"):
+        FFTNetBackbone.from_config(config)
+
+
+# keras.Model (Functional) ignores keyword arguments it does not know: the backbones refuse
+# them instead of building, say, a v1 FFT model for variant="v2", fft_impl="dft".
+@pytest.mark.parametrize(
+    ("flat", "expected"),
+    [({"variant": "v2"}, {"variant": "v2"}), ({"fft_impl": "dft"}, {"fft_impl": "dft"})],
+    ids=["variant", "fft_impl"],
+)
+def test_flat_mixer_arguments_are_never_silently_ignored(flat, expected):
+    """Either refused, naming the argument, or mapped to `token_mixer_kwargs`; never dropped."""
+    (argument,) = flat
+    try:
+        backbone = FFTNetBackbone(**SMALL, **flat)
+    except (TypeError, ValueError) as error:
+        message = str(error)
+    else:
+        message = None
+        assert backbone.token_mixer_kwargs == expected, "the argument was dropped"
+    assert message is None or argument in message

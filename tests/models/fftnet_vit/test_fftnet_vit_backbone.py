@@ -22,10 +22,17 @@ def test_filters_are_built_for_the_training_size():
 
 
 def test_config_round_trip_and_preset_drops_num_classes():
-    backbone = FFTNetViTBackbone(**SMALL, drop_path=0.1)
-    clone = FFTNetViTBackbone.from_config(backbone.get_config())
-    assert clone.get_config() == backbone.get_config()
+    backbone = FFTNetViTBackbone(
+        **SMALL, drop_path=0.1, token_mixer_kwargs={"variant": "v2"}, norm_first=True
+    )
+    config = backbone.get_config()
+    assert set(config) == {"name", "trainable", "dtype", *FFTNetViTBackbone.config_keys}
+    assert (config["token_mixer_kwargs"], config["norm_first"]) == ({"variant": "v2"}, True)
+    clone = FFTNetViTBackbone.from_config(config)
+    assert clone.get_config() == config
     assert clone.get_layer("block_1").drop_path == pytest.approx(0.1)
+    assert clone.get_layer("block_1").mixer.variant == "v2"
+    assert clone.get_layer("block_1").norm_first
     tiny = FFTNetViTBackbone.from_preset("fftnet_vit_tiny_patch16_224", num_layers=1)
     assert tiny.hidden_dim == 192
 
@@ -37,6 +44,14 @@ def test_mixed_precision_outputs(rng):
     assert np.isfinite(to_numpy(keras.ops.cast(y, "float32"))).all()
 
 
+def test_legacy_config_is_refused_with_the_conversion_to_run():
+    config = FFTNetViTBackbone(**SMALL).get_config()
+    del config["token_mixer_kwargs"], config["norm_first"]
+    config["variant"] = "v2"
+    with pytest.raises(ValueError, match=r"FFTNetViTBackbone config .*convert_legacy_file"):
+        FFTNetViTBackbone.from_config(config)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -44,8 +59,10 @@ def test_mixed_precision_outputs(rng):
         ({"hidden_dim": 10, "num_heads": 4}, "num_heads=4, hidden_dim=10"),
         ({"token_mixer": "mlp"}, "token_mixer='mlp'"),
         ({"num_layers": 0}, "num_layers=0"),
+        ({"token_mixer_kwargs": "v2"}, "token_mixer_kwargs='v2'"),
+        ({"norm_first": 1}, "norm_first=1"),
     ],
 )
 def test_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         FFTNetViTBackbone(**{**SMALL, **kwargs})

@@ -14,6 +14,12 @@ SIZES = {  # (hidden_dim, num_layers, num_heads): the paper (B/L/H) and DeiT (Ti
 }
 
 
+def _config(name):
+    """A preset's backbone arguments and its task's (`num_classes`)."""
+    preset = FFTNET_VIT_PRESETS[name]
+    return {**preset["config"], **preset["task"]["config"]}
+
+
 def analytic_parameters(config, token_mixer="fftnet"):
     d, layers, heads = config["hidden_dim"], config["num_layers"], config["num_heads"]
     p, c, classes = config["patch_size"], config["num_channels"], config["num_classes"]
@@ -44,6 +50,16 @@ def test_registry():
         )
     with pytest.raises(ValueError, match="fftnet_vit_base_patch16_224"):
         get_preset("vit_base")
+    for name in names:
+        preset = get_preset(name)
+        # Configurations only: nothing shipped, nothing downloaded.
+        assert "directory" not in preset
+        assert preset["backbone"] == "FFTNetViTBackbone"
+        assert preset["task"] == {
+            "class": "FFTNetViTImageClassifier",
+            "config": {"num_classes": 1000},
+        }
+    assert set(list_presets("FFTNetViTBackbone")) == names
 
 
 CASES = [(name, "fftnet") for name in sorted(FFTNET_VIT_PRESETS)] + [
@@ -54,7 +70,7 @@ CASES = [(name, "fftnet") for name in sorted(FFTNET_VIT_PRESETS)] + [
 @pytest.mark.parametrize(("name", "token_mixer"), CASES)
 def test_parameter_count_matches_formula(name, token_mixer):
     """Builds 1- and 2-block versions and extrapolates linearly in depth to the full preset."""
-    config = FFTNET_VIT_PRESETS[name]["config"]
+    config = _config(name)
     counts = [
         FFTNetViTImageClassifier.from_preset(
             name, num_layers=n, token_mixer=token_mixer
@@ -66,6 +82,6 @@ def test_parameter_count_matches_formula(name, token_mixer):
 
 
 def test_tiny_built_whole():
-    config = FFTNET_VIT_PRESETS["fftnet_vit_tiny_patch16_224"]["config"]
+    config = _config("fftnet_vit_tiny_patch16_224")
     model = FFTNetViTImageClassifier.from_preset("fftnet_vit_tiny_patch16_224")
     assert model.count_params() == analytic_parameters(config)
