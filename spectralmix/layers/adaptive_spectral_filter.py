@@ -239,7 +239,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         from spectralmix import flops
 
         heads = arguments["num_heads"]
-        variant = arguments.get("variant", "v1")
+        variant = _checks.choice("variant", arguments.get("variant", "v1"), _checks.VARIANTS)
         filter_length = arguments.get("max_sequence_length") or tokens
         bins, max_bins = tokens // 2 + 1, filter_length // 2 + 1
         per_example_filters = 0  # per-bin tensors that depend on the example (to resample)

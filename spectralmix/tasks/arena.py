@@ -310,7 +310,8 @@ def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
             axes.plot([], [], marker, color="grey", label=task)
     axes.set_xlabel("training CPU seconds")
     axes.set_ylabel("test accuracy")
-    axes.legend(fontsize=8, ncols=2)
+    if done:  # with no finished pair there is nothing to label
+        axes.legend(fontsize=8, ncols=2)
     axes.grid(alpha=0.3)
     handle = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
     figure.savefig(handle, dpi=110, bbox_inches="tight", format="png")

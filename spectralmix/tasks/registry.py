@@ -67,7 +67,8 @@ def register_task(name: str, *, data: str | None = None, test_examples: int | No
         if not callable(make):
             raise TypeError(f"A task factory must be callable. Received for {name!r}: {make!r}")
         existing = _TASKS.get(name)
-        if existing is not None and existing.make.__qualname__ != make.__qualname__:
+        where = (make.__module__, make.__qualname__)
+        if existing is not None and (existing.module, existing.make.__qualname__) != where:
             raise ValueError(f"The task name {name!r} is already registered by {existing.module}")
         _TASKS[name] = TaskEntry(name, make, data, test_examples)
         return make
@@ -82,9 +83,10 @@ def unregister_task(name: str) -> None:
 
 
 def task_names() -> tuple[str, ...]:
-    """The registered tasks, built-ins first."""
+    """The registered tasks: the built-ins in `_BUILT_IN_MODULES`' order, then the others."""
     _load_built_ins()
-    return tuple(_TASKS)
+    order = {f"spectralmix.tasks.{m}": i for i, m in enumerate(_BUILT_IN_MODULES)}
+    return tuple(sorted(_TASKS, key=lambda n: order.get(_TASKS[n].module, len(order))))
 
 
 def data_names() -> tuple[str, ...]:
