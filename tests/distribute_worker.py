@@ -34,7 +34,12 @@ def models(names):
     """(name, builder, inputs, labels) for each of the tiny models `names`."""
     import numpy as np
 
-    from spectralmix.models import FFTNetClassifier, FFTNetViTImageClassifier
+    from spectralmix.models import (
+        FFTNetBackbone,
+        FFTNetClassifier,
+        FFTNetViTBackbone,
+        FFTNetViTImageClassifier,
+    )
 
     rng = np.random.default_rng(0)
     n = STEPS_PER_EPOCH * BATCH
@@ -42,24 +47,25 @@ def models(names):
     for mixer in ("fftnet", "attention"):
 
         def sequence(mixer=mixer):
-            return FFTNetClassifier(
+            backbone = FFTNetBackbone(
                 vocabulary_size=20,
-                num_classes=4,
                 max_sequence_length=16,
                 hidden_dim=16,
                 num_layers=1,
                 num_heads=2,
                 token_mixer=mixer,
+                class_token=True,
             )
+            return FFTNetClassifier(backbone=backbone, num_classes=4)
 
         tokens = rng.integers(1, 20, (n, 16)).astype("int32")
         out.append((f"sequence_{mixer}", sequence, tokens, rng.integers(0, 4, n)))
 
     def vit():
-        return FFTNetViTImageClassifier(
-            num_classes=4, image_size=8, patch_size=2, num_channels=1, hidden_dim=16,
-            num_layers=1, num_heads=2,
-        )  # fmt: skip
+        backbone = FFTNetViTBackbone(
+            image_size=8, patch_size=2, num_channels=1, hidden_dim=16, num_layers=1, num_heads=2
+        )
+        return FFTNetViTImageClassifier(backbone=backbone, num_classes=4)
 
     images = rng.standard_normal((n, 8, 8, 1)).astype("float32")
     out.append(("vit", vit, images, rng.integers(0, 4, n)))

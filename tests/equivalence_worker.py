@@ -14,7 +14,12 @@ import keras
 import numpy as np
 
 import spectralmix.layers as sm
-from spectralmix.models import FFTNetClassifier, FFTNetViTImageClassifier
+from spectralmix.models import (
+    FFTNetBackbone,
+    FFTNetClassifier,
+    FFTNetViTBackbone,
+    FFTNetViTImageClassifier,
+)
 from tests.helpers import value_and_grads
 
 #: model name -> input shape (one example); "sequence" takes token ids (no input gradient)
@@ -23,20 +28,22 @@ MODELS = {"filter": (16, 8), "stack": (16, 8), "vit": (8, 8, 3), "sequence": (12
 
 def _build(name: str) -> keras.Model:
     if name == "sequence":
-        model = FFTNetClassifier(
+        backbone = FFTNetBackbone(
             vocabulary_size=10,
-            num_classes=3,
             max_sequence_length=12,
             hidden_dim=16,
             num_layers=2,
             num_heads=2,
+            class_token=True,
         )
+        model = FFTNetClassifier(backbone=backbone, num_classes=3)
         _perturb(model)
         return model
     if name == "vit":
-        model = FFTNetViTImageClassifier(
-            image_size=8, patch_size=2, num_classes=5, hidden_dim=16, num_layers=2, num_heads=2
+        backbone = FFTNetViTBackbone(
+            image_size=8, patch_size=2, hidden_dim=16, num_layers=2, num_heads=2
         )
+        model = FFTNetViTImageClassifier(backbone=backbone, num_classes=5)
         _perturb(model)
         return model
     inputs = keras.Input(MODELS[name])
@@ -46,7 +53,11 @@ def _build(name: str) -> keras.Model:
         h = sm.FFTNetBlock(2, mlp_ratio=2.0, name="fftnet_v1")(inputs)
         h = sm.FFTNetBlock(2, mlp_ratio=2.0, variant="v2", name="fftnet_v2")(h)
         h = sm.FFTNetBlock(2, mlp_ratio=2.0, token_mixer="fnet", name="fnet")(h)
-        outputs = sm.FFTNetBlock(2, mlp_ratio=2.0, token_mixer="attention", name="attn")(h)
+        h = sm.FFTNetBlock(2, mlp_ratio=2.0, token_mixer="attention", name="attn")(h)
+        outputs = sm.MetaFormerBlock(
+            "attention", {"num_heads": 2, "causal": True}, mlp_ratio=2.0, norm_first=True,
+            name="causal_attn",
+        )(h)  # fmt: skip
     model = keras.Model(inputs, outputs, name=name)
     _perturb(model)
     return model

@@ -125,7 +125,7 @@ def test_listops_accumulate_splits_each_batch_into_micro_batches(
     tiny_listops_dir, tmp_path, capsys
 ):
     argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(tmp_path / "run")]
-    argv += ["--model", "fnet", "--hidden-dim", "8", "--num-layers", "1", "--epochs", "1"]
+    argv += ["--token-mixer", "fnet", "--hidden-dim", "8", "--num-layers", "1", "--epochs", "1"]
     cli.main([*argv, "--batch-size", "8", "--accumulate", "2", "--quiet"])
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["arguments"]["accumulate"] == 2
@@ -150,7 +150,9 @@ def test_data_listops_writes_readable_splits(tmp_path):
     [
         (["train", "listops"], "--data"),
         (["evaluate", "--preset", "x", "--model", "y", "--data", "z"], "not allowed"),
-        (["train", "listops", "--data", "/nonexistent", "--model", "fnet"], "/nonexistent"),
+        (["train", "listops", "--data", "/nonexistent", "--token-mixer", "fnet"], "/nonexistent"),
+        (["train", "listops", "--data", "d", "--token-mixer", "lstm"], "'lstm'"),
+        (["train", "listops", "--data", "d", "--model", "fnet"], "unrecognized arguments: --model"),
         (["train", "listops", "--data", "d", "--dropout", "-0.5"], "--dropout"),
         (["train", "listops", "--data", "d", "--hidden-dim", "0"], "--hidden-dim"),
         (["train", "listops", "--data", "d", "--accumulate", "0"], "--accumulate"),
@@ -420,3 +422,156 @@ def test_arena_names_missing_fashion_mnist(tmp_path, monkeypatch, capsys):
     assert last.startswith("spectralmix arena: error: ")  # one line after the usage
     assert "apt-get install dataset-fashion-mnist" in last
     assert err.count("error:") == 1
+
+
+# --- token mixers and data sets by their registered names -------------------------------------
+
+
+def test_build_parser_imports_no_keras():
+    # The parser lists the registered mixers, tasks and data sets before a backend is chosen.
+    code = """
+import sys
+from spectralmix import cli
+
+parser = cli.build_parser()
+parser.parse_args(["arena", "--tasks", "image", "--cpu-budget", "1", "--out", "x",
+                   "--data", "fashion_mnist=/d"])
+parser.parse_args(["train", "listops", "--data", "d", "--token-mixer", "attention"])
+for command in ("arena", "train"):
+    try:
+        parser.parse_args([command, "--help"])
+    except SystemExit:
+        pass
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in
+                ("keras", "jax", "tensorflow", "torch"))
+assert not loaded, loaded
+print("ok")
+"""
+    env = {**os.environ, "KERAS_BACKEND": keras.config.backend()}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "ok"
+    assert "fashion_mnist" in result.stdout  # the arena's help names the data sets
+
+
+def test_each_command_dispatches_to_its_function():
+    parser = cli.build_parser()
+    cases = [
+        (["train", "digits"], "train digits", cli._train_digits),
+        (["train", "listops", "--data", "d"], "train listops", cli._train_listops),
+        (["evaluate", "--preset", "p", "--generate", "1"], "evaluate", cli._evaluate),
+        (["data", "listops", "--out", "o"], "data listops", cli._data_listops),
+        (["data", "pathfinder", "--out", "o"], "data pathfinder", cli._data_pathfinder),
+        (["arena", "--tasks", "image", "--cpu-budget", "1", "--out", "o"], "arena", cli._arena),
+    ]
+    for argv, command, function in cases:
+        args = parser.parse_args(argv)
+        assert args.func is function, argv
+        assert args.parser.prog == f"spectralmix {command}", argv  # its own usage line
+
+
+def _recorded(monkeypatch, module, name):
+    """Replaces `module.name` by a stand-in that records its arguments and returns `{}`."""
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append((args, kwargs))
+        return {"recorded": True}
+
+    monkeypatch.setattr(module, name, record)
+    return calls
+
+
+ARENA = ["arena", "--tasks", "listops", "image", "--cpu-budget", "1", "--out", "o"]
+
+
+def test_arena_data_names_each_data_set(monkeypatch, capsys):
+    from spectralmix.tasks import arena
+
+    calls = _recorded(monkeypatch, arena, "run")
+    argv = [*ARENA, "--data", "listops=/lra/listops", "--data", "fashion_mnist=/a=b"]
+    assert cli.main([*argv, "--token-mixers", "fnet", "attention"]) == 0
+    ((tasks, mixers, out), kwargs) = calls[0]
+    assert (tasks, mixers, out) == (["listops", "image"], ["fnet", "attention"], "o")
+    # Split at the first "=": a path may hold one.
+    assert kwargs["data"] == {"listops": "/lra/listops", "fashion_mnist": "/a=b"}
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"recorded": True}
+
+
+def test_arena_defaults_to_every_mixer_and_no_data(monkeypatch):
+    from spectralmix.registry import token_mixer_names
+    from spectralmix.tasks import arena
+
+    calls = _recorded(monkeypatch, arena, "run")
+    cli.main(ARENA)
+    cli.main([*ARENA, "--models", "fftnet"])  # the old option's name still works
+    (_, mixers, _), kwargs = calls[0]
+    assert mixers == list(token_mixer_names())
+    assert kwargs["data"] == {}
+    assert calls[1][0][1] == ["fftnet"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (["imdb=/x"], "argument --data: must be NAME=PATH with NAME one of"),
+        (["imdb=/x"], "Received: 'imdb=/x'"),
+        (["listops"], "Received: 'listops'"),  # no "="
+        (["listops="], "Received: 'listops='"),  # no path
+        (["=/x"], "Received: '=/x'"),  # no name
+        (["listops=/a", "listops=/b"], "--data names each data set once"),
+    ],
+)
+def test_arena_rejects_bad_data_locations(data, message, monkeypatch, capsys):
+    from spectralmix.tasks import arena
+    from spectralmix.tasks.registry import data_names
+
+    calls = _recorded(monkeypatch, arena, "run")
+    argv = [*ARENA, *(a for d in data for a in ("--data", d))]
+    line, usage = _error_line(capsys, 2, argv)
+    assert message in line
+    if "NAME=PATH" in message:
+        assert all(name in line for name in data_names())
+    assert usage.startswith("usage: spectralmix arena")
+    assert calls == []  # nothing ran
+
+
+@pytest.mark.parametrize("option", ["--listops", "--pathfinder", "--fashion-mnist"])
+def test_arena_old_data_options_are_gone(option, capsys):
+    line, _ = _error_line(capsys, 2, [*ARENA, option, "/x"])
+    assert f"unrecognized arguments: {option}" in line
+
+
+def test_train_listops_takes_the_token_mixer_by_name(monkeypatch, capsys):
+    from spectralmix.tasks import listops
+
+    calls = _recorded(monkeypatch, listops, "train")
+    cli.main(["train", "listops", "--data", "d", "--token-mixer", "attention", "--quiet"])
+    cli.main(["train", "listops", "--data", "d", "--quiet"])
+    (args, kwargs), (_, default) = calls
+    assert args == ("d", os.path.join("runs", "listops-attention"))
+    assert kwargs["model"] == "attention"
+    assert default["model"] == "fftnet"
+
+
+def test_a_registered_mixer_is_a_command_line_choice(monkeypatch):
+    from spectralmix.layers import register_token_mixer, unregister_token_mixer
+
+    class CliIdentity(keras.layers.Layer):
+        def call(self, inputs, mask=None, training=None):
+            return inputs
+
+    register_token_mixer("toy_cli_identity")(CliIdentity)
+    try:
+        parser = cli.build_parser()
+        args = parser.parse_args(["train", "digits", "--token-mixer", "toy_cli_identity"])
+        assert args.token_mixer == "toy_cli_identity"
+        args = parser.parse_args([*ARENA, "--token-mixers", "toy_cli_identity", "fnet"])
+        assert args.token_mixers == ["toy_cli_identity", "fnet"]
+        assert "toy_cli_identity" in parser.parse_args(ARENA).token_mixers
+    finally:
+        unregister_token_mixer("toy_cli_identity")
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "digits", "--token-mixer", "toy_cli_identity"])

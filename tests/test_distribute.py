@@ -12,13 +12,20 @@ import importlib.util
 import os
 import subprocess
 import sys
+from types import MappingProxyType
 
 import keras
 import numpy as np
 import pytest
 
 from spectralmix import distribute
-from spectralmix.models import FFTNetClassifier, FFTNetViTImageClassifier
+from spectralmix.layers import register_token_mixer, unregister_token_mixer
+from spectralmix.models import (
+    FFTNetBackbone,
+    FFTNetClassifier,
+    FFTNetViTBackbone,
+    FFTNetViTImageClassifier,
+)
 from tests.distribute_worker import CASES
 from tests.tolerances import TOLERANCES
 
@@ -241,26 +248,23 @@ def _mesh():
     return keras.distribution.DeviceMesh((1, 1), ["batch", "model"], ["cpu:0"])
 
 
-@pytest.mark.parametrize(
-    ("family", "mixer", "variant"),
-    [
-        ("sequence", "fftnet", "v1"),
-        ("sequence", "fftnet", "v2"),
-        ("sequence", "attention", "v1"),
-        ("sequence", "fnet", "v1"),
-        ("vit", "fftnet", "v1"),
-    ],
-)
-def test_layout_map_shards_exactly_the_mlps(family, mixer, variant):
-    common = {"hidden_dim": 8, "num_layers": 2, "num_heads": 2, "token_mixer": mixer,
-              "variant": variant}  # fmt: skip
+def _model(family, mixer, variant="v1"):
+    common = {
+        "hidden_dim": 8,
+        "num_layers": 2,
+        "num_heads": 2,
+        "token_mixer": mixer,
+        "token_mixer_kwargs": {"variant": variant} if mixer == "fftnet" else None,
+        "norm_first": variant == "v2",
+    }
     if family == "sequence":
-        model = FFTNetClassifier(vocabulary_size=10, num_classes=3, max_sequence_length=8, **common)
-    else:
-        model = FFTNetViTImageClassifier(
-            num_classes=3, image_size=4, patch_size=2, num_channels=1, **common
-        )
-    layout = distribute.fftnet_layout_map(_mesh())
+        backbone = FFTNetBackbone(vocabulary_size=10, max_sequence_length=8, **common)
+        return FFTNetClassifier(backbone=backbone, num_classes=3)
+    backbone = FFTNetViTBackbone(image_size=4, patch_size=2, num_channels=1, **common)
+    return FFTNetViTImageClassifier(backbone=backbone, num_classes=3)
+
+
+def _assert_layout(layout, model, mixer):
     sharded = 0
     for v in model.weights:
         expected = _expected_axes(v.path, mixer)
@@ -272,6 +276,107 @@ def test_layout_map_shards_exactly_the_mlps(family, mixer, variant):
             assert len(got.axes) == len(v.shape), v.path
             sharded += 1
     assert sharded == 2 * len(SHARDED[mixer])  # two blocks
+
+
+@pytest.mark.parametrize(
+    ("family", "mixer", "variant"),
+    [
+        ("sequence", "fftnet", "v1"),
+        ("sequence", "fftnet", "v2"),
+        ("sequence", "attention", "v1"),
+        ("sequence", "fnet", "v1"),
+        ("vit", "fftnet", "v1"),
+        ("vit", "attention", "v2"),
+    ],
+)
+def test_layout_map_shards_exactly_the_mlps(family, mixer, variant):
+    model = _model(family, mixer, variant)
+    _assert_layout(distribute.fftnet_layout_map(_mesh()), model, mixer)
+    # Only the model's own mixer laid out: the same layouts for its weights.
+    _assert_layout(distribute.fftnet_layout_map(_mesh(), token_mixers=[mixer]), model, mixer)
+
+
+def test_layout_map_of_named_mixers_holds_only_their_rules():
+    def rules(token_mixers):
+        layout = distribute.fftnet_layout_map(_mesh(), token_mixers=token_mixers)
+        return {key.rsplit("token_mixer/", 1)[-1] for key in layout if "token_mixer/" in key}
+
+    assert rules(["fnet"]) == set()  # no weights: every one replicated
+    assert rules([]) == set()
+    assert rules(["fftnet"]) == {
+        "context_dense/kernel",
+        "context_dense/bias",
+        "modulation_dense/kernel",
+    }
+    assert len(rules(["attention"])) == 3
+    assert rules(None) == rules(["fftnet", "attention"])
+    for token_mixers in (["fnet"], []):  # the block MLP is always laid out
+        layout = distribute.fftnet_layout_map(_mesh(), token_mixers=token_mixers)
+        assert layout["block_0/mlp_dense1/kernel"].axes == (None, "model")
+
+
+def test_layout_map_uses_the_given_model_axis():
+    mesh = keras.distribution.DeviceMesh((1, 1), ["data", "tensor"], ["cpu:0"])
+    layout = distribute.fftnet_layout_map(mesh, model_axis="tensor", token_mixers=["attention"])
+    assert layout["block_0/token_mixer/query/kernel"].axes == (None, "tensor", None)
+    assert layout["block_0/mlp_dense2/kernel"].axes == ("tensor", None)
+
+
+class _Sharded(keras.layers.Layer):
+    """A toy mixer with a weight and a layout for it."""
+
+    model_parallel_layout = MappingProxyType({"mix/kernel": ("model", None)})
+
+    def build(self, input_shape):
+        self.mix = keras.layers.Dense(input_shape[-1], name="mix")
+        self.mix.build(input_shape)
+
+    def call(self, inputs, mask=None, training=None):
+        return self.mix(inputs)
+
+
+class _Unlaid(keras.layers.Layer):
+    """A toy mixer that declares no layout."""
+
+    def call(self, inputs, mask=None, training=None):
+        return inputs
+
+
+@pytest.fixture
+def toy_mixers():
+    names = {"toy_layout_sharded": _Sharded, "toy_layout_unlaid": _Unlaid}
+    for name, cls in names.items():
+        register_token_mixer(name)(cls)
+    try:
+        yield tuple(names)
+    finally:
+        for name in names:
+            unregister_token_mixer(name)
+
+
+def test_layout_map_reads_a_registered_mixers_layout(toy_mixers):
+    sharded, _ = toy_mixers
+    # The default: every mixer that declares a layout; one that declares none is skipped.
+    layout = distribute.fftnet_layout_map(_mesh())
+    assert layout["block_0/token_mixer/mix/kernel"].axes == ("model", None)
+    backbone = FFTNetBackbone(
+        vocabulary_size=10, max_sequence_length=8, hidden_dim=8, num_layers=1,
+        num_heads=2, token_mixer=sharded,
+    )  # fmt: skip
+    (kernel,) = [v for v in backbone.weights if v.path.endswith("token_mixer/mix/kernel")]
+    assert layout[kernel.path].axes == ("model", None)
+    # fftnet's 3 rules, attention's 3 and the toy's 1: nothing of the mixer without a layout.
+    assert len([key for key in layout if "token_mixer/" in key]) == 3 + 3 + 1
+
+
+def test_layout_map_names_a_mixer_without_a_layout(toy_mixers):
+    _, unlaid = toy_mixers
+    with pytest.raises(ValueError, match=r"'toy_layout_unlaid' \(_Unlaid\) declares no"):
+        distribute.fftnet_layout_map(_mesh(), token_mixers=["fftnet", unlaid])
+    with pytest.raises(ValueError, match="model_parallel_layout"):
+        distribute.fftnet_layout_map(_mesh(), token_mixers=[unlaid])
+    with pytest.raises(ValueError, match="token_mixer='lstm'"):
+        distribute.fftnet_layout_map(_mesh(), token_mixers=["lstm"])
 
 
 def test_layout_map_rejects_a_missing_axis():

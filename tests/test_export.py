@@ -24,7 +24,12 @@ import pytest
 
 import spectralmix
 from spectralmix import export as export_module
-from spectralmix.models import FFTNetClassifier, FFTNetViTImageClassifier
+from spectralmix.models import (
+    FFTNetBackbone,
+    FFTNetClassifier,
+    FFTNetViTBackbone,
+    FFTNetViTImageClassifier,
+)
 from tests.helpers import BACKEND, assert_close, to_numpy
 
 # torch's pytree deprecates `isinstance(spec, LeafSpec)`, which the ONNX exporter stack still
@@ -40,27 +45,33 @@ UNSUPPORTED = [f for f in export_module.FORMATS if f not in SUPPORTED]
 TARGET = {"tf_saved_model": "model", "onnx": "model.onnx", "litert": "model.tflite"}
 
 
-def _sequence_model():
-    return FFTNetClassifier(
+def _sequence_backbone(**kwargs):
+    return FFTNetBackbone(
         vocabulary_size=20,
-        num_classes=5,
         max_sequence_length=15,
         hidden_dim=16,
         num_layers=2,
         num_heads=2,
+        class_token=True,
+        **kwargs,
     )
+
+
+def _sequence_model(**kwargs):
+    return FFTNetClassifier(backbone=_sequence_backbone(**kwargs), num_classes=5)
 
 
 def _image_model():
-    return FFTNetViTImageClassifier(
+    backbone = FFTNetViTBackbone(
         image_size=8,
         patch_size=2,
-        num_classes=4,
         hidden_dim=16,
         num_layers=1,
         num_heads=2,
-        variant="v2",
+        token_mixer_kwargs={"variant": "v2"},
+        norm_first=True,
     )
+    return FFTNetViTImageClassifier(backbone=backbone, num_classes=4)
 
 
 MODELS = {"sequence": _sequence_model, "image": _image_model}
@@ -288,3 +299,54 @@ def test_dft_copy_of_a_plain_functional_model():
     assert_close(copy(x), to_numpy(model(x)), "float32_op", scale=True)
     with pytest.raises(ValueError, match="fft_impl='dtf'"):
         export_module.with_fft_impl(model, "dtf")
+
+
+def _mixer_kwargs(model):
+    """Each block's `token_mixer_kwargs`, as its config holds them."""
+    return [
+        layer.get_config()["token_mixer_kwargs"]
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if "token_mixer_kwargs" in layer.get_config() and layer is not model
+        and not hasattr(layer, "config_keys")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mixer", "kwargs"),
+    [
+        ("fftnet", None),
+        ("fftnet", {"variant": "v2", "modrelu_epsilon": 0.0}),
+        ("fftnet", {"fft_impl": "fft"}),
+        ("fnet", None),
+    ],
+)
+def test_dft_copy_rewrites_fft_impl_in_token_mixer_kwargs(mixer, kwargs):
+    model = _sequence_model(token_mixer=mixer, token_mixer_kwargs=kwargs)
+    before = model.get_config()
+    copy = export_module.with_fft_impl(model, "dft")
+    expected = {**(kwargs or {}), "fft_impl": "dft"}
+    # In the backbone's config (what a saved copy rebuilds from) and in each block's.
+    assert copy.backbone.token_mixer_kwargs == expected
+    blocks = _mixer_kwargs(model)  # the mixer's arguments, the backbone's shared ones added
+    assert len(blocks) == 2
+    assert all(block.items() >= (kwargs or {}).items() for block in blocks)
+    assert _mixer_kwargs(copy) == [{**block, "fft_impl": "dft"} for block in blocks]
+    assert _fft_impls(copy) == {"dft"}
+    assert model.get_config() == before
+    assert model.backbone.token_mixer_kwargs == (kwargs or {})
+    assert _fft_impls(model) == {"fft"}
+    ids = _inputs("sequence", 3, np.random.default_rng(1))
+    assert_close(copy(ids), to_numpy(model(ids)), "float32_op", scale=True)
+    # The copy saves and loads as what it is.
+    config = copy.get_config()
+    assert type(copy).from_config(config).backbone.token_mixer_kwargs == expected
+
+
+def test_dft_copy_of_a_backbone_and_of_a_model_without_ffts():
+    backbone = _sequence_backbone(token_mixer_kwargs={"variant": "v2"})
+    copy = export_module.with_fft_impl(backbone, "dft")
+    assert copy.token_mixer_kwargs == {"variant": "v2", "fft_impl": "dft"}
+    assert _fft_impls(copy) == {"dft"}
+    attention = _sequence_model(token_mixer="attention")
+    assert export_module.with_fft_impl(attention, "dft") is attention  # nothing to switch
+    assert attention.backbone.token_mixer_kwargs == {}

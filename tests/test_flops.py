@@ -382,55 +382,194 @@ def test_bad_sequence_input_shape_raises(shape):
         count_flops(config, shape)
 
 
+VIT_BACKBONE = {
+    "image_size": 32,
+    "patch_size": 8,
+    "num_channels": 3,
+    "hidden_dim": 32,
+    "num_layers": 2,
+    "num_heads": 4,
+}
+SEQUENCE_BACKBONE = {
+    "vocabulary_size": 20,
+    "max_sequence_length": 16,
+    "hidden_dim": 16,
+    "num_layers": 1,
+    "num_heads": 2,
+}
+# (task class or None, backbone class, backbone arguments, task arguments, the dict form's
+# family and defaults, input shape).
 MODEL_CASES = [
     (
         "FFTNetViTImageClassifier",
-        {
-            "image_size": 32,
-            "patch_size": 8,
-            "num_channels": 3,
-            "num_classes": 10,
-            "hidden_dim": 32,
-            "num_layers": 2,
-            "num_heads": 4,
-        },
+        "FFTNetViTBackbone",
+        VIT_BACKBONE,
+        {"num_classes": 10},
         {"family": "fftnet_vit", "mlp_ratio": 4.0, "token_mixer": "fftnet", "variant": "v1"},
         (32, 32, 3),
     ),
     (
+        "FFTNetViTImageClassifier",
+        "FFTNetViTBackbone",
+        {**VIT_BACKBONE, "token_mixer_kwargs": {"variant": "v2"}, "norm_first": True},
+        {"num_classes": 10},
+        {"family": "fftnet_vit", "mlp_ratio": 4.0},
+        (32, 32, 3),
+    ),
+    (
         "FFTNetClassifier",
-        {
-            "vocabulary_size": 20,
-            "num_classes": 5,
-            "max_sequence_length": 16,
-            "hidden_dim": 16,
-            "num_layers": 1,
-            "num_heads": 2,
-            "pooling": "mean",
-        },
+        "FFTNetBackbone",
+        SEQUENCE_BACKBONE,
+        {"num_classes": 5, "pooling": "mean"},
         {"family": "fftnet", "mlp_ratio": 4.0, "token_mixer": "fftnet", "variant": "v1"},
         (12,),
     ),
     (
+        "FFTNetClassifier",
         "FFTNetBackbone",
-        {
-            "vocabulary_size": 20,
-            "max_sequence_length": 16,
-            "hidden_dim": 16,
-            "num_layers": 1,
-            "num_heads": 2,
-            "class_token": True,
-        },
+        {**SEQUENCE_BACKBONE, "class_token": True, "token_mixer": "attention"},
+        {"num_classes": 5},  # pooling "cls": the backbone has a class token
+        {"family": "fftnet", "pooling": "cls"},
+        (12,),
+    ),
+    (
+        None,
+        "FFTNetBackbone",
+        {**SEQUENCE_BACKBONE, "class_token": True},
+        {},
         {"family": "fftnet", "mlp_ratio": 4.0, "token_mixer": "fftnet", "variant": "v1"},
         (16,),
+    ),
+    (
+        None,
+        "FFTNetViTBackbone",
+        {**VIT_BACKBONE, "token_mixer": "fnet"},
+        {},
+        {"family": "fftnet_vit"},
+        (32, 32, 3),
     ),
 ]
 
 
-@pytest.mark.parametrize(("name", "arguments", "defaults", "shape"), MODEL_CASES)
-def test_real_model_matches_dict_form(name, arguments, defaults, shape):
+@pytest.mark.parametrize(
+    ("task", "backbone", "backbone_arguments", "task_arguments", "defaults", "shape"),
+    MODEL_CASES,
+)
+def test_real_model_matches_dict_form(
+    task, backbone, backbone_arguments, task_arguments, defaults, shape
+):
     models = pytest.importorskip("spectralmix.models")
-    if not hasattr(models, name):
-        pytest.skip(f"spectralmix.models has no {name} yet")
-    model = getattr(models, name)(**arguments)
-    assert count_flops(model, shape) == count_flops({**defaults, **arguments}, shape)
+    model = getattr(models, backbone)(**backbone_arguments)
+    if task is not None:
+        model = getattr(models, task)(backbone=model, **task_arguments)
+    expected = count_flops({**defaults, **backbone_arguments, **task_arguments}, shape)
+    assert count_flops(model, shape) == expected
+
+
+# --- mixer formulas from the registry --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flat", "nested"),
+    [
+        ({"variant": "v2"}, {"variant": "v2"}),
+        ({"adaptive": False}, {"adaptive": False}),
+        ({"variant": "v2", "adaptive": False}, {"variant": "v2", "adaptive": False}),
+        ({"fft_impl": "dft"}, {}),  # how the FFT is computed does not change the count
+    ],
+)
+def test_flat_mixer_keys_of_old_configs_count_as_token_mixer_kwargs(flat, nested):
+    old = count_flops({**TINY_VIT, **flat}, TINY_SHAPE)
+    assert old == count_flops({**TINY_VIT, "token_mixer_kwargs": nested}, TINY_SHAPE)
+    assert_consistent(old)
+    if nested:
+        assert old != count_flops(TINY_VIT, TINY_SHAPE)
+
+
+def test_v2_by_hand_equals_its_token_mixer_kwargs_form():
+    nested = {**TINY_VIT, "token_mixer_kwargs": {"variant": "v2"}, "norm_first": True}
+    assert count_flops(nested, TINY_SHAPE).total == 2273  # test_vit_fftnet_v2_by_hand
+
+
+def _toy_mixer(declared=(), formula=True):
+    import keras
+
+    seen = []
+
+    class FlopsToy(keras.layers.Layer):
+        model_arguments = declared
+
+        def __init__(self, scale=1, **kwargs):
+            super().__init__(**kwargs)
+
+        def call(self, inputs, mask=None, training=None):
+            return inputs
+
+    if formula:
+
+        def count(tally, tokens, channels, arguments):
+            seen.append((tokens, channels, dict(arguments)))
+            tally.add("elementwise", arguments.get("scale", 1) * tokens * channels)
+
+        FlopsToy.count_flops = staticmethod(count)
+    return FlopsToy, seen
+
+
+@pytest.fixture
+def register():
+    from spectralmix.registry import register_token_mixer, unregister_token_mixer
+
+    names = []
+
+    def add(name, cls):
+        register_token_mixer(name)(cls)
+        names.append(name)
+        return name
+
+    yield add
+    for name in names:
+        unregister_token_mixer(name)
+
+
+def test_a_registered_mixers_own_formula_is_counted(register):
+    toy, seen = _toy_mixer(declared=("num_heads", "max_sequence_length"))
+    name = register("toy_flops_scaled", toy)
+    config = {**TINY_VIT, "token_mixer": name, "token_mixer_kwargs": {"scale": 3}}
+    result = count_flops(config, TINY_SHAPE)
+    assert_consistent(result)
+    # Called once per block with the declared model arguments, then token_mixer_kwargs.
+    assert seen == [(TOKENS, CHANNELS, {"num_heads": 2, "max_sequence_length": 5, "scale": 3})]
+    fnet = count_flops({**TINY_VIT, "token_mixer": "fnet"}, TINY_SHAPE)
+    assert result.breakdown["fft"] == 0
+    assert result.breakdown["elementwise"] == fnet.breakdown["elementwise"] + 3 * TOKENS * CHANNELS
+    assert result.total == fnet.total - fnet.breakdown["fft"] + 3 * TOKENS * CHANNELS
+
+
+def test_a_mixer_that_takes_no_model_arguments_gets_none(register):
+    toy, seen = _toy_mixer()
+    name = register("toy_flops_plain", toy)
+    # 3 heads do not divide 4 channels: no matter to a mixer that takes no heads.
+    count_flops({**TINY_VIT, "num_heads": 3, "token_mixer": name}, TINY_SHAPE)
+    assert seen == [(TOKENS, CHANNELS, {})]
+
+
+def test_a_mixer_without_a_formula_is_named(register):
+    toy, _ = _toy_mixer(formula=False)
+    name = register("toy_flops_unknown", toy)
+    with pytest.raises(
+        ValueError, match=r"'toy_flops_unknown' \(FlopsToy\) declares no FLOP formula"
+    ):
+        count_flops({**TINY_VIT, "token_mixer": name}, TINY_SHAPE)
+    with pytest.raises(ValueError, match=r"count_flops\(tally, tokens, channels, arguments\)"):
+        count_flops({**TINY_VIT, "token_mixer": name}, TINY_SHAPE)
+
+
+def test_the_package_exposes_count_flops():
+    import spectralmix
+
+    assert spectralmix.count_flops is count_flops
+
+
+def test_bad_token_mixer_kwargs_are_named():
+    with pytest.raises(TypeError, match=r"token_mixer_kwargs=\['v2'\]"):
+        count_flops({**TINY_VIT, "token_mixer_kwargs": ["v2"]}, TINY_SHAPE)

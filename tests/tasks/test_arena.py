@@ -1,9 +1,12 @@
 import json
 import os
 
+import keras
 import pytest
 
-from spectralmix.tasks import arena, harness
+from spectralmix.layers import SelfAttention, register_token_mixer, unregister_token_mixer
+from spectralmix.tasks import arena, harness, listops
+from spectralmix.tasks.registry import make_task, register_task, unregister_task
 
 
 def _task(length, layers=2, heads=4, batch_size=32):
@@ -20,13 +23,101 @@ def _task(length, layers=2, heads=4, batch_size=32):
 def test_attention_memory_is_planned_from_the_square_of_the_length():
     # By hand at 4,096 tokens, 2 layers, 4 heads: 2 * (4 * 4096² * 4 * 3 + 4096²) bytes
     # = 1,644,167,168 per example; half of 16 GiB holds 5 of them, so 32 splits into 8 x 4.
-    assert arena.attention_bytes_per_example(4096, 2, 4) == 1_644_167_168
+    assert 2 * SelfAttention.training_bytes_per_example(4096, 4) == 1_644_167_168
     assert arena.plan_accumulation(_task(4096), "attention", 32, 16 * 2**30) == 8
     assert arena.plan_accumulation(_task(1024), "attention", 32, 16 * 2**30) == 1
     # Beyond the memory even one example at a time: one a step, and the run measures it.
     assert arena.plan_accumulation(_task(16384), "attention", 32, 16 * 2**30) == 32
     for model in ("fftnet", "fnet"):
         assert arena.plan_accumulation(_task(16384), model, 32, 2**30) == 1
+
+
+class _Quadratic(keras.layers.Layer):
+    """A toy mixer that declares a memory estimate: 1 MiB per token² and head."""
+
+    @staticmethod
+    def training_bytes_per_example(length, num_heads):
+        return num_heads * length * length * 2**20
+
+    def call(self, inputs, mask=None, training=None):
+        return inputs
+
+
+class _Linear(keras.layers.Layer):
+    """A toy mixer that declares none: its memory is taken as linear in the length."""
+
+    def call(self, inputs, mask=None, training=None):
+        return inputs
+
+
+@pytest.fixture
+def toy_mixers():
+    names = {"toy_arena_quadratic": _Quadratic, "toy_arena_linear": _Linear}
+    for name, cls in names.items():
+        register_token_mixer(name)(cls)
+    try:
+        yield tuple(names)
+    finally:
+        for name in names:
+            unregister_token_mixer(name)
+
+
+def test_accumulation_is_planned_from_the_mixers_own_estimate(toy_mixers):
+    quadratic, linear = toy_mixers
+    # 2 layers x 4 heads x 16² MiB = 2 GiB an example; half of 16 GiB holds 4: 32 = 8 x 4.
+    assert arena.plan_accumulation(_task(16), quadratic, 32, 16 * 2**30) == 8
+    assert arena.plan_accumulation(_task(8), quadratic, 32, 16 * 2**30) == 2
+    assert arena.plan_accumulation(_task(1024), quadratic, 32, 16 * 2**30) == 32
+    assert arena.plan_accumulation(_task(16384), linear, 32, 2**30) == 1
+
+
+def test_plugin_modules_name_what_is_registered_outside_spectralmix(toy_mixers):
+    quadratic, _ = toy_mixers
+    assert arena.plugin_modules("pathfinder", "fftnet") == []
+    assert arena.plugin_modules("pathfinder", quadratic) == [__name__]
+
+    @register_task("toy_arena_task")
+    def make(data=None, *, seed=0, test_examples=None):
+        raise AssertionError("not made here")
+
+    try:
+        assert arena.plugin_modules("toy_arena_task", "attention") == [__name__]
+        assert arena.plugin_modules("toy_arena_task", quadratic) == [__name__]
+    finally:
+        unregister_task("toy_arena_task")
+
+
+def test_run_hands_each_child_its_plugin_modules_and_data(toy_mixers, tmp_path, monkeypatch):
+    quadratic, linear = toy_mixers
+    specs = []
+
+    def run_cell(spec, task):
+        specs.append(spec)
+        return _cell(sequence_length=task.sequence_length)
+
+    monkeypatch.setattr(arena, "_run_cell", run_cell)
+    data = {"pathfinder": str(tmp_path / "no_files_read_here")}
+    paths = arena.run(
+        ["pathx", "pathfinder"], ["fnet", quadratic, linear], tmp_path / "a", cpu_budget=1,
+        data=data, memory_limit_gib=16, test_examples=9, verbose=0,
+    )  # fmt: skip
+    assert [(s["task"], s["train_options"]["model"]) for s in specs] == [
+        (task, model) for task in ("pathx", "pathfinder") for model in ("fnet", *toy_mixers)
+    ]
+    for spec in specs:
+        toy = spec["train_options"]["model"] != "fnet"
+        assert spec["modules"] == ([__name__] if toy else [])
+        # Both tasks read the one data set by its registered name.
+        assert spec["task_options"] == {"data": data["pathfinder"], "seed": 0, "test_examples": 9}
+        assert spec["run_dir"] == os.path.join(
+            tmp_path, "a", spec["task"], spec["train_options"]["model"]
+        )
+    # Planned from the toy's estimate at Path-X's 16,384 tokens: one example a step.
+    assert [s["train_options"]["accumulate"] for s in specs[:3]] == [1, 32, 1]
+    with open(paths["results"]) as f:
+        assert [(c["task"], c["model"]) for c in json.load(f)["cells"]] == [
+            (s["task"], s["train_options"]["model"]) for s in specs
+        ]
 
 
 def _cell(**changes):
@@ -73,6 +164,30 @@ def test_plot_is_a_png(tmp_path):
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path) == ["a.png"]
+
+
+def test_plot_cycles_colours_and_markers_beyond_the_built_ins(tmp_path):
+    # A 4th mixer and a 7th task (registered ones): more than the built-ins, no crash.
+    pytest.importorskip("matplotlib")
+    cells = [
+        _cell(task=f"task_{t}", model=f"mixer_{m}", train_cpu_seconds=10.0 * (t + 1) + m)
+        for t in range(7)
+        for m in range(4)
+    ]
+    cells.append({**cells[0], "status": "failed", "task": "task_7", "model": "mixer_4"})
+    path = arena.plot(cells, str(tmp_path / "many.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path) == ["many.png"]
+
+
+def test_plot_of_pairs_that_all_failed_is_an_empty_figure(tmp_path):
+    # Nothing to plot and nothing in the legend: still a figure, and no warning.
+    pytest.importorskip("matplotlib")
+    failed = {**_cell(), "status": "failed", "error": "RuntimeError: boom"}
+    path = arena.plot([failed], str(tmp_path / "none.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_trains_each_pair_in_its_own_process_and_reuses_finished_ones(tmp_path, monkeypatch):
@@ -141,13 +256,25 @@ def test_out_must_be_a_directory(tmp_path):
 def test_missing_listops_files_say_how_to_make_them(monkeypatch):
     monkeypatch.delenv("SPECTRALMIX_LISTOPS_DIR", raising=False)
     with pytest.raises(ValueError, match="spectralmix data listops --out DIR"):
-        arena.make_task("listops")
+        make_task("listops")
+    with pytest.raises(ValueError, match="--data listops=DIR"):
+        make_task("listops")
 
 
 def test_listops_is_scored_on_the_first_examples_of_val_and_test(tiny_listops_dir, monkeypatch):
-    monkeypatch.setitem(arena.LISTOPS_EVALUATION, "val", 5)
-    monkeypatch.setitem(arena.LISTOPS_EVALUATION, "test", 7)
-    task = arena.make_task("listops", data=tiny_listops_dir)
+    monkeypatch.setitem(listops.ARENA_EVALUATION, "val", 5)
+    task = make_task("listops", data=tiny_listops_dir, test_examples=7)
     splits = task.load(None)
     assert [len(splits[s].labels) for s in ("train", "val", "test")] == [160, 5, 7]
     assert task.source["first"] == {"val": 5, "test": 7}
+    # Without test_examples: the task's registered cap, ARENA_EVALUATION's.
+    default = make_task("listops", data=tiny_listops_dir)
+    assert default.source["first"] == {"val": 5, "test": listops.ARENA_EVALUATION["test"]}
+    splits = default.load(None)
+    assert [len(splits[s].labels) for s in ("train", "val", "test")] == [160, 5, 48]
+
+
+def test_listops_reads_its_directory_from_the_environment(tiny_listops_dir, monkeypatch):
+    monkeypatch.setenv("SPECTRALMIX_LISTOPS_DIR", tiny_listops_dir)
+    task = make_task("listops")
+    assert len(task.load(4)["train"].labels) == 4

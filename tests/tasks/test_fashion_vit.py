@@ -1,5 +1,6 @@
 import numpy as np
 
+from spectralmix.registry import BUILT_IN
 from spectralmix.tasks import fashion_vit, harness
 from tests.tasks.test_image import fake_fashion_mnist  # noqa: F401  (a fixture)
 
@@ -18,7 +19,7 @@ def test_the_three_mixers_share_the_vit(fake_fashion_mnist):  # noqa: F811
     directory, _ = fake_fashion_mnist
     task = fashion_vit.task(directory, val_per_class=1)
     assert task.sequence_length == 50  # 7x7 patches and the class token
-    for model in harness.MODELS:
+    for model in BUILT_IN:
         vit = task.build_model(model, **TINY)
         assert vit.backbone.token_mixer == model
         assert vit.backbone.patch_size == 4

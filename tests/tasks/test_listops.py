@@ -7,12 +7,13 @@ import pytest
 
 from spectralmix.data import batches
 from spectralmix.data import listops as data_lib
+from spectralmix.registry import BUILT_IN
 from spectralmix.tasks import listops
 
 TINY = {"hidden_dim": 16, "num_layers": 1, "num_heads": 2}
 
 
-@pytest.mark.parametrize("model", listops.MODELS)
+@pytest.mark.parametrize("model", list(BUILT_IN))
 def test_the_three_models_differ_only_in_the_token_mixer(model):
     classifier = listops.build_model(model, **TINY)
     assert classifier.backbone.token_mixer == model
@@ -69,7 +70,7 @@ def test_evaluate_and_load(tiny_listops_dir, tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"model": "lstm"}, "model"), ({"epochs": 0}, "epochs"), ({"learning_rate": -1.0}, "-1.0")],
+    [({"model": "lstm"}, "lstm"), ({"epochs": 0}, "epochs"), ({"learning_rate": -1.0}, "-1.0")],
 )
 def test_bad_arguments(tiny_listops_dir, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
