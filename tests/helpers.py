@@ -4,6 +4,7 @@ eager calls, a training step, mixed precision)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 
@@ -221,3 +222,17 @@ def grad_of(fn: Callable, args: Sequence[np.ndarray], cotangent: np.ndarray, fra
         (out * torch.tensor(cotangent, dtype=out.dtype)).sum().backward()
         return [t.grad.numpy() for t in tensors]
     raise NotImplementedError(framework)
+
+
+@contextlib.contextmanager
+def registered_mixers(mixers: dict[str, type]):
+    """Registers toy token mixers `{name: class}` for the duration of the block."""
+    from spectralmix.registry import register_token_mixer, unregister_token_mixer
+
+    for name, cls in mixers.items():
+        register_token_mixer(name)(cls)
+    try:
+        yield tuple(mixers)
+    finally:
+        for name in mixers:
+            unregister_token_mixer(name)

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from spectralmix import distribute
-from spectralmix.layers import register_token_mixer, unregister_token_mixer
 from spectralmix.models import (
     FFTNetBackbone,
     FFTNetClassifier,
@@ -27,6 +26,7 @@ from spectralmix.models import (
     FFTNetViTImageClassifier,
 )
 from tests.distribute_worker import CASES
+from tests.helpers import registered_mixers
 from tests.tolerances import TOLERANCES
 
 BACKEND = keras.config.backend()
@@ -344,14 +344,8 @@ class _Unlaid(keras.layers.Layer):
 
 @pytest.fixture
 def toy_mixers():
-    names = {"toy_layout_sharded": _Sharded, "toy_layout_unlaid": _Unlaid}
-    for name, cls in names.items():
-        register_token_mixer(name)(cls)
-    try:
-        yield tuple(names)
-    finally:
-        for name in names:
-            unregister_token_mixer(name)
+    with registered_mixers({"toy_layout_sharded": _Sharded, "toy_layout_unlaid": _Unlaid}) as names:
+        yield names
 
 
 def test_layout_map_reads_a_registered_mixers_layout(toy_mixers):

@@ -136,6 +136,21 @@ def _model_base() -> type:
     return KerasHubBackbone
 
 
+def _base_config(model: keras.Model) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "trainable": model.trainable,
+        "dtype": keras.dtype_policies.serialize(model.dtype_policy),
+    }
+
+
+def _deserialized_dtype(config: dict[str, Any]) -> dict[str, Any]:
+    config = dict(config)
+    if isinstance(config.get("dtype"), dict):
+        config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+    return config
+
+
 class Backbone(presets.PresetMixin, _model_base()):
     """A functional backbone whose config is its constructor arguments.
 
@@ -146,21 +161,13 @@ class Backbone(presets.PresetMixin, _model_base()):
     config_keys: tuple[str, ...] = ()
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            **{key: getattr(self, key) for key in self.config_keys},
-        }
+        return {**_base_config(self), **{key: getattr(self, key) for key in self.config_keys}}
 
     @classmethod
     def from_config(cls, config):
         if is_legacy_config(config):
             raise _legacy_error(cls)
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**_deserialized_dtype(config))
 
     @property
     def token_mixer_arguments(self) -> dict[str, Any]:
@@ -176,9 +183,7 @@ class Task(presets.PresetMixin, keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **_base_config(self),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             **{key: getattr(self, key) for key in self.config_keys},
         }
@@ -187,9 +192,7 @@ class Task(presets.PresetMixin, keras.Model):
     def from_config(cls, config):
         if "backbone" not in config and is_legacy_config(config):
             raise _legacy_error(cls)
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        config = _deserialized_dtype(config)
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)

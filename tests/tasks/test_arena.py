@@ -4,9 +4,10 @@ import os
 import keras
 import pytest
 
-from spectralmix.layers import SelfAttention, register_token_mixer, unregister_token_mixer
+from spectralmix.layers import SelfAttention
 from spectralmix.tasks import arena, harness, listops
 from spectralmix.tasks.registry import make_task, register_task, unregister_task
+from tests.helpers import registered_mixers
 
 
 def _task(length, layers=2, heads=4, batch_size=32):
@@ -52,14 +53,10 @@ class _Linear(keras.layers.Layer):
 
 @pytest.fixture
 def toy_mixers():
-    names = {"toy_arena_quadratic": _Quadratic, "toy_arena_linear": _Linear}
-    for name, cls in names.items():
-        register_token_mixer(name)(cls)
-    try:
-        yield tuple(names)
-    finally:
-        for name in names:
-            unregister_token_mixer(name)
+    with registered_mixers(
+        {"toy_arena_quadratic": _Quadratic, "toy_arena_linear": _Linear}
+    ) as names:
+        yield names
 
 
 def test_accumulation_is_planned_from_the_mixers_own_estimate(toy_mixers):
