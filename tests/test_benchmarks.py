@@ -53,6 +53,18 @@ def test_paired_worker_times_the_three_in_one_process():
         assert row[contender]["forward_backward_ms"] > 0
 
 
+def test_shims_worker_pairs_the_cores_per_op():
+    out = _worker("bench_shims.py", "--shapes", "2x64x16", "--heads", "2", "--repeats", "1")
+    assert out["backend"] == BACKEND
+    ops = {row["op"] for row in out["rows"]}
+    assert ops == {"modrelu", "gelu", "fourier_mixing"}
+    for row in out["rows"]:
+        assert row["shape"] == [2, 64, 16]
+        for times in row["times"].values():
+            assert times["forward_ms"] > 0
+            assert times["forward_backward_ms"] > 0
+
+
 def test_targets_prefer_the_paired_rows():
     sys.path.insert(0, BENCH)
     import bench_layers
