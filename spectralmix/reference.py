@@ -257,9 +257,15 @@ def layer_norm(x: Array, gamma: Array, beta: Array, epsilon: float) -> Array:
 
 
 def multi_head_attention(
-    x: Array, weights: dict[str, Array], *, num_heads: int, mask: Array | None = None
+    x: Array,
+    weights: dict[str, Array],
+    *,
+    num_heads: int,
+    mask: Array | None = None,
+    causal: bool = False,
 ) -> Array:
-    """Scaled dot-product self-attention with Keras `MultiHeadAttention`'s weight layout."""
+    """Scaled dot-product self-attention with Keras `MultiHeadAttention`'s weight layout;
+    `causal`: token `t` attends to tokens `<= t` only."""
     xp = array_namespace(x)
 
     def project(name: str) -> Array:  # (B, N, D) x (D, H, d) -> (B, H, N, d)
@@ -277,6 +283,11 @@ def multi_head_attention(
     if mask is not None:
         keep = xp.astype(mask, xp.bool)[:, None, None, :]
         scores = xp.where(keep, scores, xp.full_like(scores, -1e9))
+    if causal:
+        n = x.shape[1]
+        positions = xp.arange(n)
+        earlier = positions[None, :] <= positions[:, None]  # (query, key)
+        scores = xp.where(earlier[None, None], scores, xp.full_like(scores, -1e9))
     scores = scores - xp.max(scores, axis=-1, keepdims=True)
     probs = xp.exp(scores)
     probs = probs / xp.sum(probs, axis=-1, keepdims=True)

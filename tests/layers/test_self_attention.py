@@ -81,6 +81,23 @@ def test_causal_outputs_never_depend_on_later_tokens(rng, use_mask):
         assert moved[rows].max(axis=(1, 2)).min() > 100 * TOLERANCES["float32_op"], t
 
 
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_causal_matches_the_reference_oracle(rng, use_mask):
+    """Against `spectralmix.reference.multi_head_attention(causal=True)` (NumPy, float64)."""
+    from spectralmix import reference
+
+    layer = _perturbed(rng, causal=True)
+    names = ["query_kernel", "query_bias", "key_kernel", "key_bias"]
+    names += ["value_kernel", "value_bias", "output_kernel", "output_bias"]
+    weights = {n: w.astype("float64") for n, w in zip(names, layer.get_weights(), strict=True)}
+    x = rng.standard_normal((2, 7, 8))
+    mask = _mask() if use_mask else None
+    expected = reference.multi_head_attention(x, weights, num_heads=2, mask=mask, causal=True)
+    actual = layer(x.astype("float32"), mask=mask)
+    rows = mask if mask is not None else np.ones((2, 7), bool)
+    assert_close(to_numpy(actual)[rows], expected[rows], "float32_op", scale=True)
+
+
 def test_causal_first_token_attends_to_itself_only(rng):
     layer = _perturbed(rng, causal=True)
     x = rng.standard_normal((1, 5, 8)).astype("float32")
