@@ -56,6 +56,16 @@ def check_encoder_arguments(hidden_dim, num_layers, num_heads, token_mixer, toke
     return hidden_dim, num_layers, num_heads, mixer.token_mixer_name, token_mixer_kwargs
 
 
+def check_block_arguments(mlp_ratio, dropout, drop_path, norm_first):
+    """Validates the per-block arguments both families take; returns them normalised."""
+    return (
+        _checks.positive_float("mlp_ratio", mlp_ratio),
+        _checks.rate("dropout", dropout),
+        _checks.rate("drop_path", drop_path),
+        _checks.boolean("norm_first", norm_first),
+    )
+
+
 def encoder(
     x,
     *,

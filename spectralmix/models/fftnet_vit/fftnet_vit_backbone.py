@@ -8,6 +8,7 @@ from spectralmix.layers import ClassToken, _checks
 from spectralmix.models.base import (
     ENCODER_KEYS,
     Backbone,
+    check_block_arguments,
     check_encoder_arguments,
     check_model_kwargs,
     encoder,
@@ -91,10 +92,9 @@ class FFTNetViTBackbone(Backbone):
                 hidden_dim, num_layers, num_heads, token_mixer, token_mixer_kwargs
             )
         )
-        mlp_ratio = _checks.positive_float("mlp_ratio", mlp_ratio)
-        dropout = _checks.rate("dropout", dropout)
-        drop_path = _checks.rate("drop_path", drop_path)
-        norm_first = _checks.boolean("norm_first", norm_first)
+        mlp_ratio, dropout, drop_path, norm_first = check_block_arguments(
+            mlp_ratio, dropout, drop_path, norm_first
+        )
         grid = image_size // patch_size
         num_tokens = grid * grid + 1
 
