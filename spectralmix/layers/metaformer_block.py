@@ -177,6 +177,43 @@ class MetaFormerBlock(keras.layers.Layer):
             y = y * token_weight
         return y
 
+    def init_cache(self, batch_size, max_length):
+        """The mixer's cache for generating up to `max_length` tokens (the LayerNorms and the
+        MLP act on each token alone and keep nothing); see `call_with_cache`."""
+        return self._cached_mixer("init_cache").init_cache(batch_size, max_length)
+
+    def call_with_cache(self, inputs, cache, cache_index):
+        """The block at positions `cache_index .. cache_index + T - 1`, as `call` computes it
+        there in inference (no dropout, no drop path), the mixer reading earlier positions from
+        `cache` (`init_cache`). Returns `(outputs (batch, T, channels), new_cache)`."""
+        mixer = self._cached_mixer("call_with_cache")
+        _checks.floating_input(type(self).__name__, inputs)
+        x = inputs
+        mixer_input = self.norm1(x) if self.norm_first else x
+        mixed, cache = mixer.call_with_cache(mixer_input, cache, cache_index)
+        h = x + mixed if self.norm_first else self.norm1(x + mixed)
+        return h + self._mlp(self.norm2(h), training=False), cache
+
+    def _cached_mixer(self, method) -> keras.layers.Layer:
+        if not self.built:
+            raise ValueError(
+                f"{type(self).__name__}.{method} needs the block built first: call it once or "
+                "build it"
+            )
+        mixer = self.mixer
+        name = getattr(mixer, "token_mixer_name", type(mixer).__name__)
+        if not getattr(mixer, "causal", False):
+            raise ValueError(
+                f"Token mixer {name!r} ({type(mixer).__name__}) is not causal, so it cannot "
+                "generate token by token (a causal mixer has causal=True)"
+            )
+        if not callable(getattr(mixer, "call_with_cache", None)):
+            raise ValueError(
+                f"Token mixer {name!r} ({type(mixer).__name__}) has no call_with_cache, so it "
+                "cannot generate token by token"
+            )
+        return mixer
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 

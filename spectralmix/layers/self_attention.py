@@ -6,6 +6,7 @@ import math
 from types import MappingProxyType
 
 import keras
+from keras import ops
 
 from spectralmix.layers import _checks
 
@@ -99,6 +100,70 @@ class SelfAttention(keras.layers.MultiHeadAttention):
         return super().call(
             inputs, inputs, value_mask=mask, training=training, use_causal_mask=self.causal
         )
+
+    def init_cache(self, batch_size, max_length):
+        """Zero keys and values for generating up to `max_length` tokens: a tuple
+        `(keys, values)` of shape `(batch_size, max_length, num_heads, key_dim)` (and
+        `value_dim`), in the compute dtype (static shapes: a compiled step never retraces)."""
+        self._check_cache_use("init_cache")
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        max_length = _checks.positive_int("max_length", max_length)
+        return (
+            ops.zeros((batch_size, max_length, self.num_heads, self._key_dim), self.compute_dtype),
+            ops.zeros(
+                (batch_size, max_length, self.num_heads, self._value_dim), self.compute_dtype
+            ),
+        )
+
+    def call_with_cache(self, inputs, cache, cache_index):
+        """Attention of the tokens at positions `cache_index .. cache_index + T - 1` to
+        every token up to each of them: their keys and values are written into `cache`,
+        the earlier ones read from it (inference: no dropout).
+
+        Args:
+            inputs: `(batch, T, channels)`, `T` static (the prompt, then 1 per step).
+            cache: `(keys, values)` from `init_cache` or the previous call.
+            cache_index: position of `inputs[:, 0]`, a Python int or a scalar int tensor.
+
+        Returns:
+            `(outputs, new_cache)`: `outputs` `(batch, T, channels)` equal to
+            `self(full_inputs)` at those positions, within float32 round-off.
+        """
+        self._check_cache_use("call_with_cache")
+        inputs = ops.convert_to_tensor(inputs, self.compute_dtype)
+        key_cache, value_cache = cache
+        start = ops.cast(cache_index, "int32")
+        query = self._query_dense(inputs)
+        key_cache = ops.slice_update(
+            key_cache, [0, start, 0, 0], ops.cast(self._key_dense(inputs), key_cache.dtype)
+        )
+        value_cache = ops.slice_update(
+            value_cache, [0, start, 0, 0], ops.cast(self._value_dense(inputs), value_cache.dtype)
+        )
+        # Query t (position start + t) sees cached keys 0 .. start + t; the rest are zeros.
+        query_positions = start + ops.arange(ops.shape(inputs)[1], dtype="int32")
+        key_positions = ops.arange(ops.shape(key_cache)[1], dtype="int32")
+        visible = ops.expand_dims(key_positions, 0) <= ops.expand_dims(query_positions, 1)
+        visible = ops.broadcast_to(
+            ops.expand_dims(visible, 0),
+            (ops.shape(inputs)[0], ops.shape(visible)[0], ops.shape(visible)[1]),
+        )
+        attended, _ = self._compute_attention(
+            query, key_cache, value_cache, attention_mask=visible, training=False
+        )
+        return self._output_dense(attended), (key_cache, value_cache)
+
+    def _check_cache_use(self, method):
+        if not self.causal:
+            raise ValueError(
+                f"SelfAttention.{method} generates token by token and needs a causal layer; "
+                f"build it with causal=True. Received: causal={self.causal}"
+            )
+        if not self.built:
+            raise ValueError(
+                f"SelfAttention.{method} needs the layer built first (its key size follows the "
+                "channels): call it once or build it"
+            )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from spectralmix.layers import ClassToken, PositionEmbedding, _checks
 from spectralmix.models.base import (
@@ -124,3 +125,50 @@ class FFTNetBackbone(Backbone):
         self.norm_first = norm_first
         self.class_token = class_token
         self.layer_norm_epsilon = layer_norm_epsilon
+
+    def init_cache(self, batch_size, max_length):
+        """The zero cache for generating up to `max_length` tokens: one entry per block
+        (its mixer's, `MetaFormerBlock.init_cache`), static shapes. Needs a causal mixer with
+        a cache (`"attention"` with `causal=True`, `"hyena"`) and no class token."""
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        max_length = _checks.positive_int("max_length", max_length)
+        if self.class_token:
+            raise ValueError(
+                "A backbone with a class token cannot generate token by token (the class token "
+                "is position 0 of every sequence). Received: class_token=True"
+            )
+        if max_length > self.max_sequence_length:
+            raise ValueError(
+                f"Cannot generate beyond the backbone's max_sequence_length "
+                f"({self.max_sequence_length}): the positions are learned up to there. "
+                f"Received: max_length={max_length}"
+            )
+        return tuple(
+            self.get_layer(f"block_{i}").init_cache(batch_size, max_length)
+            for i in range(self.num_layers)
+        )
+
+    def call_with_cache(self, token_ids, cache, cache_index):
+        """The backbone's outputs at positions `cache_index .. cache_index + T - 1` of
+        `token_ids` `(batch, T)` (no padding), the earlier positions read from `cache`
+        (`init_cache`), as a full call computes them there in inference within float32
+        round-off. `cache_index` is a Python int or a scalar int tensor (one compiled step
+        for every position). Returns `(outputs (batch, T, hidden_dim), new_cache)`."""
+        if isinstance(cache_index, int) and not isinstance(cache_index, bool):
+            length = token_ids.shape[1]
+            if cache_index < 0 or cache_index + length > self.max_sequence_length:
+                raise ValueError(
+                    f"Positions {cache_index}..{cache_index + length - 1} are outside the "
+                    f"backbone's max_sequence_length ({self.max_sequence_length}). "
+                    f"Received: cache_index={cache_index}, {length} tokens"
+                )
+        x = self.get_layer("token_embedding")(token_ids)
+        table = ops.convert_to_tensor(self.get_layer("position_embedding").position_embeddings)
+        start = ops.cast(cache_index, "int32")
+        positions = ops.slice(table, (start, 0), (ops.shape(x)[1], table.shape[-1]))
+        x = x + ops.cast(positions, x.dtype)
+        new_cache = []
+        for i, block_cache in enumerate(cache):
+            x, block_cache = self.get_layer(f"block_{i}").call_with_cache(x, block_cache, start)
+            new_cache.append(block_cache)
+        return self.get_layer("final_norm")(x), tuple(new_cache)
