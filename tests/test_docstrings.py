@@ -7,6 +7,7 @@ import keras
 import pytest
 
 MODULES = [
+    "spectralmix.data.brown",
     "spectralmix.data.fashion_mnist",
     "spectralmix.data.listops",
     "spectralmix.data.listops_generator",
