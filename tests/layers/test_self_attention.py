@@ -213,3 +213,77 @@ def test_bad_inputs_are_named():
         SelfAttention(2)(np.ones((4, 8), "float32"))
     with pytest.raises(ValueError, match="known number of channels"):
         SelfAttention(2).build((None, 4, None))
+
+
+def _cached(layer, x, chunks, index_type=int):
+    """`layer.call_with_cache` over `x` in chunks of the given lengths (the prompt, then the
+    steps), the outputs concatenated; checks the cache keeps its static shapes."""
+    cache = layer.init_cache(x.shape[0], x.shape[1])
+    shapes = [tuple(c.shape) for c in cache]
+    outputs, start = [], 0
+    for length in chunks:
+        index = start if index_type is int else keras.ops.convert_to_tensor(start, "int32")
+        y, cache = layer.call_with_cache(x[:, start : start + length], cache, index)
+        assert [tuple(c.shape) for c in cache] == shapes
+        outputs.append(to_numpy(y))
+        start += length
+    assert start == x.shape[1]
+    return np.concatenate(outputs, axis=1)
+
+
+@pytest.mark.parametrize("index_type", [int, "tensor"])
+@pytest.mark.parametrize("key_dim", [None, 3])
+def test_cached_steps_match_the_causal_oracle(rng, index_type, key_dim):
+    """A prompt of 4 tokens, single steps, then a chunk of 2: each output equals the causal
+    oracle (`reference.multi_head_attention`, float64) and the full call at its position."""
+    from spectralmix import reference
+
+    layer = _perturbed(rng, causal=True, key_dim=key_dim)
+    names = ["query_kernel", "query_bias", "key_kernel", "key_bias"]
+    names += ["value_kernel", "value_bias", "output_kernel", "output_bias"]
+    weights = {n: w.astype("float64") for n, w in zip(names, layer.get_weights(), strict=True)}
+    x = rng.standard_normal((2, 9, 8))
+    expected = reference.multi_head_attention(x, weights, num_heads=2, causal=True)
+    cached = _cached(layer, x.astype("float32"), [4, 1, 1, 1, 2], index_type)
+    assert_close(cached, expected, "float32_op", scale=True)
+    assert_close(cached, to_numpy(layer(x.astype("float32"))), "float32_op", scale=True)
+
+
+def test_cache_holds_keys_and_values_of_static_shape(rng):
+    layer = _perturbed(rng, causal=True, key_dim=3)
+    keys, values = layer.init_cache(batch_size=2, max_length=10)
+    assert tuple(keys.shape) == (2, 10, 2, 3)
+    assert tuple(values.shape) == (2, 10, 2, 3)
+    np.testing.assert_array_equal(to_numpy(keys), 0.0)
+    x = rng.standard_normal((2, 4, 8)).astype("float32")
+    _, (keys, values) = layer.call_with_cache(x, (keys, values), 0)
+    # The keys of the 4 tokens are written at positions 0-3; the rest stays zero.
+    expected = np.einsum("bnd,dhk->bnhk", x, to_numpy(layer.key_dense.kernel))
+    assert_close(to_numpy(keys)[:, :4], expected + to_numpy(layer.key_dense.bias))
+    np.testing.assert_array_equal(to_numpy(keys)[:, 4:], 0.0)
+
+
+def test_cache_follows_the_compute_dtype(rng):
+    layer = SelfAttention(2, causal=True, dtype="mixed_bfloat16")
+    layer.build((None, None, 8))
+    cache = layer.init_cache(1, 5)
+    assert {keras.backend.standardize_dtype(c.dtype) for c in cache} == {"bfloat16"}
+    y, cache = layer.call_with_cache(rng.standard_normal((1, 2, 8)).astype("float32"), cache, 0)
+    assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    assert {keras.backend.standardize_dtype(c.dtype) for c in cache} == {"bfloat16"}
+
+
+def test_cache_needs_a_causal_built_layer(rng):
+    bidirectional = SelfAttention(2)
+    bidirectional.build((None, None, 8))
+    with pytest.raises(ValueError, match="causal=True. Received: causal=False"):
+        bidirectional.init_cache(1, 4)
+    with pytest.raises(ValueError, match="causal=True"):
+        bidirectional.call_with_cache(np.zeros((1, 1, 8), "float32"), (None, None), 0)
+    with pytest.raises(ValueError, match="built first"):
+        SelfAttention(2, causal=True).init_cache(1, 4)
+    layer = _perturbed(rng, causal=True)
+    with pytest.raises(ValueError, match="max_length=0"):
+        layer.init_cache(1, 0)
+    with pytest.raises(ValueError, match="batch_size=1.5"):
+        layer.init_cache(1.5, 4)
