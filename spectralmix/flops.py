@@ -29,9 +29,10 @@ Categories of `FlopCount.breakdown` (all always present, summing to `total`):
   channels (`N` vectors of length `D`), then over the tokens (`D` vectors of length `N`), plus
   1 per element to take the real part.
 - `"spectral_filter"`: the filter multiply (a real scale of each complex bin, 2 per bin and
-  channel), the filter formation per (head, bin) (v1 `W_base + tanh(m)`: 1; v2
-  `W_base·(1 + s)` and `b + t`: 3) and, when the input length differs from the filter's, the
-  linear resampling of the per-example filter (3 per (head, bin) and resampled tensor).
+  channel; GFNet's complex product, 6), the filter formation per (head, bin) (v1
+  `W_base + tanh(m)`: 1; v2 `W_base·(1 + s)` and `b + t`: 3) and, when the input length
+  differs from the filter's, the linear resampling of the per-example filter (3 per
+  (head, bin) and resampled tensor).
 - `"modrelu"`: the magnitude activation per complex bin and channel: v1 modReLU 9
   (`re²+im²` 3, sqrt 1, `+b` 1, ReLU 1, divide 1, two scale multiplies 2); v2 8 (the shift
   add to the real part replaces the bias add, no ReLU; its GELU is under `"activation"`).
@@ -125,6 +126,8 @@ COMPLEX_FFT_COEFFICIENT = 5.0
 REAL_PART_PER_ELEMENT = 1
 #: The filter multiply: a real scale of a complex bin, 2 per bin and channel.
 FILTER_MULTIPLY_PER_BIN = 2
+#: A complex product per bin and channel (GFNet's filter): 4 multiplies and 2 adds.
+COMPLEX_MULTIPLY_PER_BIN = 6
 #: v1 filter formation `W = W_base + tanh(m)`: 1 add per (head, bin); the tanh is an activation.
 FILTER_FORMATION_V1 = 1
 #: v2 filter formation `W_base·(1 + s)` (2) and the shift `b + t` (1), per (head, bin).

@@ -11,7 +11,8 @@ Weights follow Keras's layouts: a dense kernel is `(in, out)`; attention kernels
 `(D, H, head_dim)` for query/key/value and `(H, head_dim, D)` for the output.
 
 Reference: Fein-Ashley et al., "The FFT Strikes Back: An Efficient Alternative to
-Self-Attention", arXiv:2502.18394 (v1). FNet: Lee-Thorp et al., arXiv:2105.03824.
+Self-Attention", arXiv:2502.18394 (v1). FNet: Lee-Thorp et al., arXiv:2105.03824. GFNet: Rao
+et al., "Global Filter Networks for Image Classification", NeurIPS 2021, arXiv:2107.00645.
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ __all__ = [
     "fourier_mixing",
     "gelu",
     "gelu_magnitude",
+    "global_filter",
+    "global_filter_2d",
     "layer_norm",
     "mod_relu",
     "multi_head_attention",
     "resample_spectrum",
+    "resample_spectrum_circular",
     "spectral_core",
 ]
 
@@ -243,6 +247,115 @@ def fourier_mixing(x: Array, mask: Array | None = None) -> Array:
     if mask is not None:
         x = x * xp.astype(mask, x.dtype)[..., None]
     y = xp.real(xp.fft.fft(xp.fft.fft(x, axis=2), axis=1))
+    if mask is not None:
+        y = y * xp.astype(mask, y.dtype)[..., None]
+    return y
+
+
+def global_filter(
+    x: Array,
+    filter_real: Array,
+    filter_imag: Array,
+    *,
+    max_sequence_length: int | None = None,
+    mask: Array | None = None,
+) -> Array:
+    """GFNet's global filter over the tokens: `y = irfft(rfft(x) * W)`, orthonormal.
+
+    `W = filter_real + i * filter_imag`, `(K_max, D)` with `K_max = max_sequence_length // 2 + 1`
+    (default: the input's length), one complex value per (bin, channel); both parts are
+    resampled to the input's `K` bins (`resample_spectrum`). Padded tokens are zeroed before the
+    transform and padded outputs are zero.
+    """
+    xp = array_namespace(x)
+    length = x.shape[1]
+    max_length = max_sequence_length or length
+    if mask is not None:
+        x = x * xp.astype(mask, x.dtype)[..., None]
+    w_re, w_im = (
+        xp.permute_dims(resample_spectrum(xp.permute_dims(w, (1, 0)), length, max_length), (1, 0))
+        for w in (filter_real, filter_imag)
+    )
+    spectrum = xp.fft.rfft(x, axis=1, norm="ortho")  # (B, K, D)
+    y = xp.fft.irfft(spectrum * (w_re + 1j * w_im), n=length, axis=1, norm="ortho")
+    if mask is not None:
+        y = y * xp.astype(mask, y.dtype)[..., None]
+    return y
+
+
+def resample_spectrum_circular(values: Array, length: int, max_length: int) -> Array:
+    """Resample per-bin values of a full (two-sided) `max_length`-point FFT to `length` points.
+
+    Bin `m` of a length-`length` FFT sits at the signed frequency `f = m / length` for
+    `m <= length / 2` and `(m - length) / length` above (the Nyquist bin of an even length at
+    `+1/2`). It takes the linear interpolation of `values` (last axis) at `f`, with the bins
+    read periodically in frequency, so negative frequencies interpolate between negative
+    bins and `-1 / max_length` sits next to `0`. The identity when `length == max_length`.
+    """
+    xp = array_namespace(values)
+    if values.shape[-1] != max_length:
+        raise ValueError(
+            f"`values` must have {max_length} bins on its last axis. "
+            f"Received: shape={tuple(values.shape)}"
+        )
+    index0, index1, weight = [], [], []
+    for m in range(length):
+        signed = m if 2 * m <= length else m - length
+        lower, remainder = divmod(signed * max_length, length)  # floor: remainder >= 0
+        index0.append(lower % max_length)
+        index1.append((lower + 1) % max_length)
+        weight.append(remainder / length)
+    device = getattr(values, "device", None)
+    i0 = xp.asarray(index0, device=device)
+    i1 = xp.asarray(index1, device=device)
+    w = xp.asarray(weight, dtype=values.dtype, device=device)
+    axis = values.ndim - 1
+    return xp.take(values, i0, axis=axis) * (1.0 - w) + xp.take(values, i1, axis=axis) * w
+
+
+def global_filter_2d(
+    x: Array,
+    filter_real: Array,
+    filter_imag: Array,
+    *,
+    filter_grid: tuple[int, int],
+    grid: tuple[int, int] | None = None,
+    class_token: bool = False,
+    mask: Array | None = None,
+) -> Array:
+    """GFNet's 2-D global filter over a patch grid: `y = irfft2(rfft2(x) * W)`, orthonormal.
+
+    `x` is `(B, N, D)`: an optional class token first, then the `h * w` patches of `grid`
+    (default `filter_grid`) in row-major order. `W = filter_real + i * filter_imag` is
+    `(h0, w0 // 2 + 1, D)` for `filter_grid = (h0, w0)`; at another grid it is resampled:
+    along the half-spectrum axis by `resample_spectrum`, along the two-sided axis by
+    `resample_spectrum_circular`. The class token's output is the mean of the patch outputs
+    (over the real patches under a mask). Padded tokens are zeroed before the transform and
+    padded outputs are zero.
+    """
+    xp = array_namespace(x)
+    batch, _, channels = x.shape
+    height0, width0 = filter_grid
+    height, width = grid or filter_grid
+    if mask is not None:
+        x = x * xp.astype(mask, x.dtype)[..., None]
+    first = int(class_token)
+    patches = xp.reshape(x[:, first:], (batch, height, width, channels))
+    parts = []
+    for w in (filter_real, filter_imag):
+        w = xp.permute_dims(w, (2, 0, 1))  # (D, h0, K0)
+        w = resample_spectrum(w, width, width0)  # (D, h0, K)
+        w = resample_spectrum_circular(xp.permute_dims(w, (0, 2, 1)), height, height0)
+        parts.append(xp.permute_dims(w, (2, 1, 0)))  # (h, K, D)
+    spectrum = xp.fft.rfftn(patches, axes=(1, 2), norm="ortho")  # (B, h, K, D)
+    filtered = spectrum * (parts[0] + 1j * parts[1])
+    y = xp.fft.irfftn(filtered, s=(height, width), axes=(1, 2), norm="ortho")
+    y = xp.reshape(y, (batch, height * width, channels))
+    if class_token:
+        patch_mask = None if mask is None else mask[:, first:]
+        if patch_mask is not None:
+            y = y * xp.astype(patch_mask, y.dtype)[..., None]
+        y = xp.concat([_masked_mean_tokens(y, patch_mask)[:, None, :], y], axis=1)
     if mask is not None:
         y = y * xp.astype(mask, y.dtype)[..., None]
     return y

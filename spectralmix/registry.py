@@ -53,6 +53,7 @@ BUILT_IN = {
     "fftnet": ("spectralmix.layers.adaptive_spectral_filter", "AdaptiveSpectralFilter"),
     "fnet": ("spectralmix.layers.fourier_mixing", "FourierMixing"),
     "attention": ("spectralmix.layers.self_attention", "SelfAttention"),
+    "gfnet": ("spectralmix.layers.global_filter", "GlobalFilter"),
 }
 
 _TOKEN_MIXERS: dict[str, type | None] = dict.fromkeys(BUILT_IN)

@@ -14,6 +14,7 @@ from spectralmix.layers.class_token import ClassToken
 from spectralmix.layers.drop_path import DropPath
 from spectralmix.layers.fftnet_block import FFTNetBlock
 from spectralmix.layers.fourier_mixing import FourierMixing
+from spectralmix.layers.global_filter import GlobalFilter
 from spectralmix.layers.metaformer_block import MetaFormerBlock
 from spectralmix.layers.mod_relu import ModReLU
 from spectralmix.layers.position_embedding import PositionEmbedding
@@ -31,6 +32,7 @@ __all__ = [
     "DropPath",
     "FFTNetBlock",
     "FourierMixing",
+    "GlobalFilter",
     "MetaFormerBlock",
     "ModReLU",
     "PositionEmbedding",
