@@ -188,7 +188,7 @@ class MetaFormerBlock(keras.layers.Layer):
         `cache` (`init_cache`). Returns `(outputs (batch, T, channels), new_cache)`."""
         mixer = self._cached_mixer("call_with_cache")
         _checks.floating_input(type(self).__name__, inputs)
-        x = inputs
+        x = ops.cast(ops.convert_to_tensor(inputs), self.compute_dtype)  # as `__call__` does
         mixer_input = self.norm1(x) if self.norm_first else x
         mixed, cache = mixer.call_with_cache(mixer_input, cache, cache_index)
         h = x + mixed if self.norm_first else self.norm1(x + mixed)

@@ -324,3 +324,65 @@ def test_mixed_precision_mixer_follows_the_block(rng, policy):
     assert keras.backend.standardize_dtype(y.dtype) == policy.split("_")[1]
     assert block.mixer.dtype_policy.name == policy
     assert {keras.backend.standardize_dtype(w.dtype) for w in block.weights} == {"float32"}
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_call_with_cache_equals_the_numpy_block_on_each_prefix(rng, norm_first):
+    """Causal attention at position p sees tokens 0..p: the NumPy block on that prefix, at its
+    last position. The cached block (a prompt of 3, steps, a chunk of 2) gives it in inference:
+    dropout and drop path are off."""
+    block = MetaFormerBlock(
+        "attention",
+        {"num_heads": 2, "causal": True},
+        mlp_ratio=1.5,
+        dropout=0.3,
+        drop_path=0.2,
+        norm_first=norm_first,
+    )
+    block = _perturbed(rng, block, length=8)
+    named = weights_by_name(block)
+    x = rng.standard_normal((2, 8, 8))
+    expected = np.stack(
+        [
+            _numpy_block(x[:, : p + 1], named, "attention", norm_first=norm_first)[:, p]
+            for p in range(8)
+        ],
+        axis=1,
+    )
+    cache = block.init_cache(2, 8)
+    outputs, start = [], 0
+    for length in (3, 1, 1, 2, 1):
+        y, cache = block.call_with_cache(
+            x[:, start : start + length].astype("float32"), cache, start
+        )
+        outputs.append(to_numpy(y))
+        start += length
+    assert_close(np.concatenate(outputs, axis=1), expected, "float32_model", scale=True)
+    assert_close(np.concatenate(outputs, axis=1), to_numpy(block(x.astype("float32"))))
+
+
+class _CausalWithoutCache(keras.layers.Layer):
+    causal = True
+
+    def call(self, inputs, mask=None, training=None):
+        return keras.ops.cumsum(inputs, axis=1)
+
+
+def test_cache_needs_a_causal_mixer_with_a_cache():
+    from tests.helpers import registered_mixers
+
+    bidirectional = MetaFormerBlock("fftnet", {"num_heads": 2})
+    bidirectional.build((None, 8, 8))
+    with pytest.raises(ValueError, match="'fftnet' .*is not causal"):
+        bidirectional.init_cache(1, 8)
+    not_causal = MetaFormerBlock("attention", {"num_heads": 2})
+    not_causal.build((None, 8, 8))
+    with pytest.raises(ValueError, match="'attention' .*is not causal"):
+        not_causal.call_with_cache(np.zeros((1, 1, 8), "float32"), (), 0)
+    with registered_mixers({"cumsum_example": _CausalWithoutCache}):
+        block = MetaFormerBlock("cumsum_example")
+        block.build((None, 8, 8))
+        with pytest.raises(ValueError, match="'cumsum_example' .*has no call_with_cache"):
+            block.init_cache(1, 8)
+    with pytest.raises(ValueError, match="built first"):
+        MetaFormerBlock("attention", {"num_heads": 2, "causal": True}).init_cache(1, 8)
