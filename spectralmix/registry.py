@@ -54,6 +54,7 @@ BUILT_IN = {
     "fnet": ("spectralmix.layers.fourier_mixing", "FourierMixing"),
     "attention": ("spectralmix.layers.self_attention", "SelfAttention"),
     "gfnet": ("spectralmix.layers.global_filter", "GlobalFilter"),
+    "gfnet_2d": ("spectralmix.layers.global_filter_2d", "GlobalFilter2D"),
 }
 
 _TOKEN_MIXERS: dict[str, type | None] = dict.fromkeys(BUILT_IN)

@@ -15,6 +15,7 @@ from spectralmix.layers.drop_path import DropPath
 from spectralmix.layers.fftnet_block import FFTNetBlock
 from spectralmix.layers.fourier_mixing import FourierMixing
 from spectralmix.layers.global_filter import GlobalFilter
+from spectralmix.layers.global_filter_2d import GlobalFilter2D
 from spectralmix.layers.metaformer_block import MetaFormerBlock
 from spectralmix.layers.mod_relu import ModReLU
 from spectralmix.layers.position_embedding import PositionEmbedding
@@ -33,6 +34,7 @@ __all__ = [
     "FFTNetBlock",
     "FourierMixing",
     "GlobalFilter",
+    "GlobalFilter2D",
     "MetaFormerBlock",
     "ModReLU",
     "PositionEmbedding",
