@@ -75,21 +75,40 @@ class CpuBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class ValidationScore(keras.callbacks.Callback):
+    """Adds `logs[name] = score(model)` at the end of every epoch, for a validation score
+    that `fit`'s own validation does not compute (e.g. bits per byte over whole documents).
+    Put it before the `EpochCheckpoint` that monitors `name`: callbacks share the logs."""
+
+    def __init__(self, name: str, score):
+        super().__init__()
+        self.name, self.score = name, score
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[self.name] = float(self.score(self.model))
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the model (with its optimizer state) and the run state after every epoch, and the
-    best model by `monitor` (higher is better) as `best.keras`.
+    best model by `monitor` as `best.keras`.
 
     Args:
         run_dir: the run directory (created if missing).
         state: the state to continue (from `read_state`) or `None` for a new run.
         monitor: the log key that picks the best epoch, e.g. `"val_accuracy"`.
         metadata: JSON-serialisable facts stored in the state (e.g. the run's arguments).
+        mode: `"max"` (higher `monitor` is better, as accuracy) or `"min"` (lower is better,
+            as bits per byte).
     """
 
-    def __init__(self, run_dir: str, state=None, monitor="val_accuracy", metadata=None):
+    def __init__(self, run_dir: str, state=None, monitor="val_accuracy", metadata=None, mode="max"):
         super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'. Received: mode={mode!r}")
         self.run_dir = run_dir
         self.monitor = monitor
+        self.mode = mode
         self.state = state or {
             "epochs_done": 0,
             "checkpoint": None,
@@ -130,7 +149,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for key, value in logs.items():
             state["history"].setdefault(key, []).append(value)
         score = logs.get(self.monitor)
-        if score is not None and (state["best"] is None or score > state["best"]):
+        better = score is not None and (
+            state["best"] is None
+            or (score > state["best"] if self.mode == "max" else score < state["best"])
+        )
+        if better:
             atomic_save_model(self.model, os.path.join(self.run_dir, BEST_FILE))
             state["best"], state["best_epoch"] = score, epoch + 1
         name = f"epoch-{epoch + 1:04d}.keras"

@@ -1,10 +1,20 @@
 """One training harness for every task: train, checkpoint, resume, budget and evaluate.
 
-A task (`Task`) says where its splits come from, how to build its model for a token mixer
-and its default sizes; everything else is here, once: AdamW with warm-up and cosine decay,
-seeded and resumable batches, an epoch checkpoint (`spectralmix.tasks.checkpointing`), the
-CPU budget, gradient accumulation, model selection on the validation split, and the test
-split scored once, at the end, with a 95% Wilson interval.
+A task (`Task`) says where its splits come from, how to build its model for a token mixer,
+its default sizes and its metric; everything else is here, once: AdamW with warm-up and
+cosine decay, seeded and resumable batches, an epoch checkpoint
+(`spectralmix.tasks.checkpointing`), the CPU budget, gradient accumulation, model selection
+on the validation split, and the test split scored once, at the end, with a 95% interval.
+
+Two metrics (`METRICS`):
+
+- `"accuracy"` (classification, higher is better): cross-entropy on the labels, the epoch
+  with the highest validation accuracy, test accuracy with its Wilson interval.
+- `"bits_per_byte"` (byte-level language modelling, lower is better): next-byte
+  cross-entropy on the task's own batches (`Task.batches`), the epoch with the lowest
+  validation bits per byte, test bits per byte with a bootstrap interval over test documents
+  (`bits_per_byte_interval`). Bits per byte is the total cross-entropy in bits over every
+  predicted byte divided by their number (`Task.score` gives both per document).
 
 Splits are `spectralmix.data.batches` data: `SequenceData` (bucketed by length) or
 `ArrayData` (fixed shape).
@@ -27,13 +37,16 @@ from spectralmix import validation
 from spectralmix.data.batches import ArrayData, Data, SequenceData, dataset, iter_batches
 
 __all__ = [
+    "METRICS",
     "ArrayData",
     "SequenceData",
     "Task",
+    "bits_per_byte_interval",
     "compile_model",
     "count_correct",
     "first_examples",
     "scored",
+    "scored_bits_per_byte",
     "sequence_classifier",
     "train",
     "wilson_interval",
@@ -61,6 +74,18 @@ class Task:
         source: facts about the data (paths, seeds), stored in the run's arguments.
         describe: `describe(splits)` returns facts about the loaded splits (e.g. how many
             documents were cut to length), reported as the metrics' `data`; or None.
+        metric: `"accuracy"` or `"bits_per_byte"` (`METRICS`): the loss, the validation score
+            that picks the epoch and the test score.
+        batches: `batches(data, batch_size, *, seed, start_epoch, multiple_of)` returns the
+            training batches (a `keras.utils.PyDataset`, epoch `e` seeded by `seed` and `e`)
+            where a split is not classification examples; None: `batches.dataset`'s
+            length-bucketed batches. Needed by `"bits_per_byte"`.
+        score: `score(model, data, batch_size)` returns `(bits, bytes)`, two arrays with
+            one entry per document of `data`: the cross-entropy in bits summed over the
+            document's predicted bytes, and their number. Needed by `"bits_per_byte"`.
+        check_model: `check_model(model)` raises `ValueError` (one line, naming the mixer)
+            for a registered token mixer the task cannot use, e.g. a non-causal one for a
+            language model; or None: every mixer.
     """
 
     name: str
@@ -73,6 +98,26 @@ class Task:
     bucket_step: int = 128
     source: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     describe: Callable[[dict[str, Data]], dict[str, Any]] | None = None
+    metric: str = "accuracy"
+    batches: Callable[..., Any] | None = None
+    score: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
+    check_model: Callable[[str], None] | None = None
+
+    def __post_init__(self):
+        if self.metric not in METRICS:
+            raise ValueError(
+                f"metric must be one of {list(METRICS)}. Received: metric={self.metric!r}"
+            )
+        if self.metric == "bits_per_byte" and (self.batches is None or self.score is None):
+            raise ValueError(
+                "A task scored in bits per byte needs its `batches` and `score`. Received: "
+                f"batches={self.batches!r}, score={self.score!r}"
+            )
+
+
+#: Each metric and whether the best epoch is its `"max"` (accuracy) or its `"min"` (bits per
+#: byte) on validation.
+METRICS: dict[str, str] = {"accuracy": "max", "bits_per_byte": "min"}
 
 
 #: The model size and training that the arena's token-sequence tasks share (pathfinder, image,
@@ -196,9 +241,75 @@ def scored(correct: int, n: int) -> dict[str, Any]:
     }
 
 
-def compile_model(model, *, total_steps, learning_rate, warmup_steps, weight_decay, accumulate=1):
+def bits_per_byte_interval(
+    bits, counts, confidence: float = 0.95, *, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """A percentile bootstrap interval for `sum(bits) / sum(counts)` over documents.
+
+    `resamples` times (seeded by `seed`), as many documents as there are are drawn with
+    replacement and their total bits divided by their total bytes; the bounds are the
+    `(1 - confidence) / 2` and `(1 + confidence) / 2` quantiles of those ratios. The
+    interval says how much the score depends on which documents were drawn for the test
+    split (the documents are the sampled units: bytes of one document are not independent);
+    it does not cover the randomness of training.
+
+    Examples:
+        >>> bits_per_byte_interval([800.0, 800.0], [100, 100])  # every document at 8 bits
+        (8.0, 8.0)
+    """
+    bits = np.asarray(bits, np.float64)
+    counts = np.asarray(counts, np.float64)
+    if bits.ndim != 1 or bits.shape != counts.shape or not len(bits):
+        raise ValueError(
+            "bits and counts must be two non-empty 1-D arrays of one entry per document. "
+            f"Received: shapes {bits.shape} and {counts.shape}"
+        )
+    if not (np.all(np.isfinite(bits)) and np.all(bits >= 0) and np.all(counts > 0)):
+        raise ValueError("bits must be finite and >= 0 and counts > 0 for every document")
+    if isinstance(confidence, bool) or not (
+        isinstance(confidence, int | float) and 0 < confidence < 1
+    ):
+        raise ValueError(f"confidence must be in (0, 1). Received: confidence={confidence!r}")
+    resamples = validation.positive_int("resamples", resamples)
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for start in range(0, resamples, 1000):  # in chunks: (chunk, documents) index arrays
+        drawn = rng.integers(len(bits), size=(min(1000, resamples - start), len(bits)))
+        ratios.append(bits[drawn].sum(axis=1) / counts[drawn].sum(axis=1))
+    low, high = np.quantile(np.concatenate(ratios), [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+def scored_bits_per_byte(bits, counts) -> dict[str, Any]:
+    """`{"bits_per_byte", "documents", "bytes", "ci95"}` from each document's cross-entropy
+    in bits and its number of predicted bytes: total bits / total bytes, with its 95%
+    bootstrap interval over documents (`bits_per_byte_interval`, seed 0)."""
+    bits = np.asarray(bits, np.float64)
+    counts = np.asarray(counts, np.int64)
+    if not len(counts):
+        raise ValueError("No documents to score. Received: 0 documents")
+    low, high = bits_per_byte_interval(bits, counts)
+    return {
+        "bits_per_byte": round(float(bits.sum() / counts.sum()), 4),
+        "documents": len(counts),
+        "bytes": int(counts.sum()),
+        "ci95": [round(low, 4), round(high, 4)],
+    }
+
+
+def compile_model(
+    model,
+    *,
+    total_steps,
+    learning_rate,
+    warmup_steps,
+    weight_decay,
+    accumulate=1,
+    metrics=("accuracy",),
+):
     """AdamW with linear warm-up then cosine decay to 0 over `total_steps` optimizer updates,
-    gradient clipping at norm 1, cross-entropy on logits, accuracy. With `accumulate` > 1 the
+    gradient clipping at norm 1, cross-entropy on logits (a label per example, or a next
+    token per position for a language model), and `metrics`. With `accumulate` > 1 the
     optimizer sums the gradients of that many batches before each update
     (`gradient_accumulation_steps`): a smaller batch per step, the same batch per update."""
     import keras
@@ -222,7 +333,7 @@ def compile_model(model, *, total_steps, learning_rate, warmup_steps, weight_dec
             gradient_accumulation_steps=accumulate if accumulate > 1 else None,
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        metrics=list(metrics),
     )
     return model
 
@@ -325,22 +436,35 @@ def train(
             task, splits, out, state, arguments, replicas=replicas, verbose=verbose
         )
     best = keras.saving.load_model(os.path.join(out, checkpointing.BEST_FILE))
-    # The test split, once, with the epoch chosen on validation.
-    test = scored(
-        count_correct(
-            best, splits["test"], max(step_batch, 8), task.bucket_step, task.sequence_length
-        ),
-        len(splits["test"].labels),
-    )
     state = checkpoint.state
+    # The test split, once, with the epoch chosen on validation.
+    if task.metric == "bits_per_byte":
+        test = scored_bits_per_byte(*task.score(best, splits["test"], step_batch))
+        scores = {
+            "metric": task.metric,
+            "test_bits_per_byte": test["bits_per_byte"],
+            "test_bytes": test["bytes"],
+            "test_ci95": test["ci95"],
+            "val_bits_per_byte": round(state["best"], 4),
+        }
+    else:
+        test = scored(
+            count_correct(
+                best, splits["test"], max(step_batch, 8), task.bucket_step, task.sequence_length
+            ),
+            len(splits["test"].labels),
+        )
+        scores = {
+            "test_accuracy": test["accuracy"],
+            "test_correct": test["correct"],
+            "test_ci95": test["ci95"],
+            "val_accuracy": round(state["best"], 4),
+        }
     metrics = {
         "task": task.name,
         "model": arguments["model"],
         "backend": keras.config.backend(),
-        "test_accuracy": test["accuracy"],
-        "test_correct": test["correct"],
-        "test_ci95": test["ci95"],
-        "val_accuracy": round(state["best"], 4),
+        **scores,
         "best_epoch": state["best_epoch"],
         "epochs": arguments["epochs"],
         "resumed_from_epoch": start_epoch,
@@ -352,7 +476,7 @@ def train(
         "train_cpu_seconds": round(state["train_cpu_seconds"], 1),
         "train_examples": len(splits["train"].labels),
         "val_examples": len(splits["val"].labels),
-        "test_examples": test["n"],
+        "test_examples": len(splits["test"].labels),
         "sequence_length": task.sequence_length,
         "data": task.describe(splits) if task.describe else None,
         "parameters": best.count_params(),
@@ -381,6 +505,8 @@ def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, An
     if augment and task.augment is None:
         raise ValueError(f"The {task.name} task has no augmentation. Received: augment=True")
     model = get_token_mixer(model).token_mixer_name
+    if task.check_model is not None:
+        task.check_model(model)
     accumulate = validation.positive_int("accumulate", given["accumulate"])
     if batch_size % accumulate:
         raise ValueError(
@@ -433,24 +559,45 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
 
     accumulate = arguments["accumulate"]
     step_batch = arguments["batch_size"] // accumulate
-    train_batches = dataset(
-        splits["train"],
-        step_batch,
-        shuffle=True,
-        seed=arguments["seed"],
-        start_epoch=state["epochs_done"] if state else 0,
-        step=task.bucket_step,
-        max_length=task.sequence_length,
-        multiple_of=replicas,
-        augment=task.augment if arguments["augment"] else None,
-    )
-    val_batches = dataset(
-        splits["val"],
-        max(step_batch, replicas),
-        step=task.bucket_step,
-        max_length=task.sequence_length,
-        multiple_of=replicas,
-    )
+    callbacks = []
+    if task.batches is None:
+        train_batches = dataset(
+            splits["train"],
+            step_batch,
+            shuffle=True,
+            seed=arguments["seed"],
+            start_epoch=state["epochs_done"] if state else 0,
+            step=task.bucket_step,
+            max_length=task.sequence_length,
+            multiple_of=replicas,
+            augment=task.augment if arguments["augment"] else None,
+        )
+    else:
+        train_batches = task.batches(
+            splits["train"],
+            step_batch,
+            seed=arguments["seed"],
+            start_epoch=state["epochs_done"] if state else 0,
+            multiple_of=replicas,
+        )
+    if task.metric == "accuracy":  # Keras validates: `val_accuracy`
+        val_batches = dataset(
+            splits["val"],
+            max(step_batch, replicas),
+            step=task.bucket_step,
+            max_length=task.sequence_length,
+            multiple_of=replicas,
+        )
+    else:  # over whole documents, by the task's `score`, before the checkpoint reads it
+        val_batches = None
+
+        def validation_bits_per_byte(model):
+            bits, counts = task.score(model, splits["val"], step_batch)
+            return float(np.sum(bits) / np.sum(counts))
+
+        callbacks.append(
+            checkpointing.ValidationScore("val_bits_per_byte", validation_bits_per_byte)
+        )
     epochs = arguments["epochs"]
     total_steps = epochs * len(train_batches) // accumulate
     start_epoch = 0
@@ -463,15 +610,20 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
             warmup_steps=arguments["warmup_steps"],
             weight_decay=arguments["weight_decay"],
             accumulate=accumulate,
+            metrics=("accuracy",) if task.metric == "accuracy" else (),
         )
     else:
         start_epoch = state["epochs_done"]
         keras.utils.set_random_seed(arguments["seed"] + start_epoch)
         classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
     checkpoint = checkpointing.EpochCheckpoint(
-        out, state, monitor="val_accuracy", metadata={"arguments": arguments}
+        out,
+        state,
+        monitor=f"val_{task.metric}",
+        metadata={"arguments": arguments},
+        mode=METRICS[task.metric],
     )
-    callbacks = [checkpoint]
+    callbacks.append(checkpoint)
     if arguments["cpu_budget"] is not None:
         callbacks.append(checkpointing.CpuBudget(checkpoint, arguments["cpu_budget"]))
     if start_epoch < epochs and not (state and state["stopped_by_budget"]):

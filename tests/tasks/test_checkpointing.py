@@ -43,3 +43,19 @@ def test_every_epoch_leaves_one_complete_checkpoint_and_the_best(tmp_path):
     # The optimizer state travels with the checkpoint: 3 epochs x 4 steps.
     assert int(restored.optimizer.iterations) == 12
     assert checkpointing.read_state(str(tmp_path / "empty")) is None
+
+
+def test_mode_min_keeps_the_lowest_score_from_a_validation_callback(tmp_path):
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    scores = iter([3.0, 1.0, 2.0])  # the best is the second epoch's
+    validation = checkpointing.ValidationScore("val_bits", lambda m: next(scores))
+    callback = checkpointing.EpochCheckpoint(str(tmp_path), monitor="val_bits", mode="min")
+    model.fit(x, y, epochs=3, batch_size=16, callbacks=[validation, callback], verbose=0)
+    state = checkpointing.read_state(str(tmp_path))
+    assert state["history"]["val_bits"] == [3.0, 1.0, 2.0]
+    assert (state["best"], state["best_epoch"]) == (1.0, 2)
+    with pytest.raises(ValueError, match="mode='lowest'"):
+        checkpointing.EpochCheckpoint(str(tmp_path), mode="lowest")

@@ -226,3 +226,73 @@ def test_wilson_interval_matches_scipy(successes, n, confidence):
 def test_wilson_interval_rejects_bad_arguments(args, error, message):
     with pytest.raises(error, match=message):
         harness.wilson_interval(*args)
+
+
+def test_bits_per_byte_interval_of_equal_documents_is_a_point():
+    assert harness.bits_per_byte_interval([800.0, 400.0, 80.0], [100, 50, 10]) == (8.0, 8.0)
+
+
+def test_bits_per_byte_interval_matches_the_normal_interval_of_many_documents():
+    # Equal-length documents: the ratio is the mean of the per-document scores, whose 95%
+    # interval is mean ± 1.96 sd / sqrt(n) for many documents (400 here, scores 1 apart).
+    rng = np.random.default_rng(0)
+    scores = rng.normal(3.0, 0.5, size=400)
+    counts = np.full(400, 1000)
+    low, high = harness.bits_per_byte_interval(scores * counts, counts, resamples=20_000)
+    half = 1.959964 * scores.std(ddof=1) / np.sqrt(400)
+    assert low == pytest.approx(scores.mean() - half, abs=0.005)
+    assert high == pytest.approx(scores.mean() + half, abs=0.005)
+    # Seeded: the same bounds again, other bounds with another seed.
+    assert harness.bits_per_byte_interval(scores * counts, counts, resamples=20_000) == (
+        low,
+        high,
+    )
+    assert harness.bits_per_byte_interval(scores * counts, counts, seed=1) != (low, high)
+
+
+def test_scored_bits_per_byte_is_total_bits_over_total_bytes():
+    # Two documents of 100 and 300 bytes at 2 and 4 bits per byte: 1,400 / 400 = 3.5, not
+    # the mean of the documents' scores (3.0).
+    scored = harness.scored_bits_per_byte([200.0, 1200.0], [100, 300])
+    assert scored["bits_per_byte"] == 3.5
+    assert (scored["documents"], scored["bytes"]) == (2, 400)
+    low, high = scored["ci95"]
+    assert 2.0 <= low <= 3.5 <= high <= 4.0
+    with pytest.raises(ValueError, match="0 documents"):
+        harness.scored_bits_per_byte([], [])
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (([1.0], [1, 2]), {}, r"Received: shapes \(1,\) and \(2,\)"),
+        (([], []), {}, r"Received: shapes \(0,\) and \(0,\)"),
+        (([1.0], [0]), {}, "counts > 0"),
+        (([float("nan")], [1]), {}, "bits must be finite"),
+        (([1.0], [1]), {"confidence": 1.0}, "confidence=1.0"),
+        (([1.0], [1]), {"resamples": 0}, "resamples=0"),
+    ],
+)
+def test_bits_per_byte_interval_rejects_bad_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        harness.bits_per_byte_interval(*args, **kwargs)
+
+
+def test_a_task_names_a_metric_the_harness_knows():
+    with pytest.raises(ValueError, match="metric='perplexity'"):
+        _toy_task(metric="perplexity")
+    with pytest.raises(ValueError, match="needs its `batches` and `score`"):
+        _toy_task(metric="bits_per_byte")
+
+
+def test_a_task_can_refuse_a_mixer_before_anything_is_loaded(tmp_path):
+    def refuse(model):
+        if model == "fnet":
+            raise ValueError(f"The toy task refuses it. Received: model={model!r}")
+
+    def load(limit):
+        raise AssertionError("loaded")
+
+    task = _toy_task(check_model=refuse, load=load)
+    with pytest.raises(ValueError, match="Received: model='fnet'"):
+        harness.train(task, str(tmp_path / "r"), model="fnet", verbose=0)
