@@ -12,9 +12,13 @@ Attention's memory grows with the square of the length, so its per-step batch is
 by the optimizer (`gradient_accumulation_steps`), until the estimated attention memory fits in
 half the limit. Each optimizer update still sees the whole batch.
 
+A task may refuse a token mixer (`Task.check_model`: the language model `lm` takes causal
+mixers only); such a pair is not entered, no process is started, and the table says why.
+
 Results: `OUT/results.json` (every pair's metrics or failure), `OUT/results.md` (a Markdown
-table) and `OUT/results.png` (test accuracy against training CPU seconds, with 95% intervals;
-needs matplotlib).
+table per metric: accuracy, and bits per byte beside gzip's and xz's on the same test
+documents) and `OUT/results.png` (the test score against training CPU seconds, with 95%
+intervals, a panel per metric; needs matplotlib).
 """
 
 from __future__ import annotations
@@ -180,6 +184,22 @@ def run(
         # Found before any child starts: a missing dataset is reported at once.
         task = make_task(task_name, **task_options)
         for model in models:
+            refused = _refusal(task, model)
+            if refused is not None:
+                cell = {
+                    "status": "not_entered",
+                    "reason": refused,
+                    "task": task_name,
+                    "model": model,
+                    "backend": backend,
+                    "sequence_length": task.sequence_length,
+                    **_metric_field(task),
+                }
+                cells.append(cell)
+                if emit:
+                    emit(cell)
+                paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
+                continue
             batch_size = task.train_defaults["batch_size"]
             accumulate = plan_accumulation(task, model, batch_size, memory_limit_gib * 2**30)
             run_dir = os.path.join(out, task_name, model)
@@ -208,6 +228,23 @@ def run(
             # Rewritten after every pair, so the files hold every finished pair at any time.
             paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
     return paths
+
+
+def _refusal(task: harness.Task, model: str) -> str | None:
+    """Why `task` refuses token mixer `model` (its `check_model`'s message), or None."""
+    if task.check_model is None:
+        return None
+    try:
+        task.check_model(model)
+    except ValueError as error:
+        return " ".join(str(error).split())
+    return None
+
+
+def _metric_field(task: harness.Task) -> dict[str, str]:
+    """`{"metric": ...}` for a task scored otherwise than by accuracy (whose metrics carry
+    it too); nothing for accuracy, so that its cells are as they always were."""
+    return {} if task.metric == "accuracy" else {"metric": task.metric}
 
 
 def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
@@ -244,11 +281,67 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
         "micro_batch": micro_batch,
         "memory_limit_gib": spec["memory_limit_gib"],
         "arguments": {**spec["train_options"], "source": dict(task.source)},
+        **_metric_field(task),
     }
 
 
 def table(cells: Sequence[dict[str, Any]]) -> str:
-    """The results as a Markdown table, one row per pair."""
+    """The results as Markdown: a table of the pairs scored by accuracy, one row per pair,
+    then (where there are any) a table of those scored in bits per byte."""
+    accuracy = [c for c in cells if c.get("metric", "accuracy") == "accuracy"]
+    bits = [c for c in cells if c.get("metric") == "bits_per_byte"]
+    parts = [_accuracy_table(accuracy)] if accuracy or not bits else []
+    if bits:
+        parts.append(_bits_per_byte_table(bits))
+    return "\n".join(parts)
+
+
+def _unfinished(c: dict[str, Any]) -> str:
+    """What the table says of a pair that has no score."""
+    if c["status"] == "not_entered":
+        return f"not entered: {c['reason'][:160]}"
+    if c["status"] == "out_of_memory":
+        return (
+            f"out of memory at {c['sequence_length']:,} tokens, measured "
+            f"({c['micro_batch']} example(s) a step, {c['memory_limit_gib']} GiB limit)"
+        )
+    return f"failed: {c['error'][:120]}"
+
+
+def _bits_per_byte_table(cells: Sequence[dict[str, Any]]) -> str:
+    """Bits per byte on the test documents, lower is better, beside gzip's and xz's on the
+    same documents, each document compressed on its own as each is scored on its own (then
+    all of them concatenated, in brackets)."""
+    lines = [
+        "| task | model | context | test bits per byte [95% CI] | val | gzip -9 (concat.) "
+        "| xz -9e (concat.) | parameters | updates (steps) | batch / step | train CPU s "
+        "| train wall s |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in cells:
+        head = f"| {c['task']} | {c['model']} | {c['sequence_length']:,} |"
+        if c["status"] != "done":
+            lines.append(f"{head} {_unfinished(c)} | | | | | | | | |")
+            continue
+        low, high = c["test_ci95"]
+        reference = (c.get("data") or {}).get("test_reference_bits_per_byte", {})
+        compressed = [
+            f"{reference[name]['per_document']:.4f} ({reference[name]['concatenated']:.4f})"
+            if name in reference
+            else ""
+            for name in ("gzip", "xz")
+        ]
+        lines.append(
+            f"{head} {c['test_bits_per_byte']:.4f} [{low:.4f}, {high:.4f}] "
+            f"(n={c['test_examples']:,} documents, {c['test_bytes']:,} bytes)"
+            f" | {c['val_bits_per_byte']:.4f} | {compressed[0]} | {compressed[1]}"
+            f" | {c['parameters']:,} | {c['updates']:,} ({c['steps']:,})"
+            f" | {c['micro_batch']} | {c['train_cpu_seconds']:,.0f} | {c['train_seconds']:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _accuracy_table(cells: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| task | model | tokens | test accuracy [95% CI] | val | parameters | updates (steps) "
         "| batch / step | train CPU s | train wall s |",
@@ -257,13 +350,7 @@ def table(cells: Sequence[dict[str, Any]]) -> str:
     for c in cells:
         head = f"| {c['task']} | {c['model']} | {c['sequence_length']:,} |"
         if c["status"] != "done":
-            what = (
-                f"out of memory at {c['sequence_length']:,} tokens, measured "
-                f"({c['micro_batch']} example(s) a step, {c['memory_limit_gib']} GiB limit)"
-                if c["status"] == "out_of_memory"
-                else f"failed: {c['error'][:120]}"
-            )
-            lines.append(f"{head} {what} | | | | | | |")
+            lines.append(f"{head} {_unfinished(c)} | | | | | | |")
             continue
         low, high = c["test_ci95"]
         lines.append(
@@ -276,7 +363,9 @@ def table(cells: Sequence[dict[str, Any]]) -> str:
 
 def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
     """Test accuracy against training CPU seconds, a colour per model and a marker per
-    task, with 95% intervals; `path`, or None without matplotlib."""
+    task, with 95% intervals; pairs scored in bits per byte in a panel of their own beside it,
+    with gzip's and xz's bits per byte on the same documents as dashed and dotted lines.
+    Returns `path`, or None without matplotlib."""
     try:
         import matplotlib
 
@@ -291,28 +380,57 @@ def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
     markers = dict(zip(task_order, itertools.cycle("osD^vP<>*hX"), strict=False))
     palette = [f"C{i}" for i in range(10)]
     colours = dict(zip(model_order, itertools.cycle(palette), strict=False))
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for c in done:
-        low, high = c["test_ci95"]
-        axes.errorbar(
-            c["train_cpu_seconds"],
-            c["test_accuracy"],
-            yerr=[[c["test_accuracy"] - low], [high - c["test_accuracy"]]],
-            fmt=markers[c["task"]],
-            color=colours[c["model"]],
-            capsize=3,
+    metrics = {c.get("metric", "accuracy") for c in cells} or {"accuracy"}
+    panels = [
+        panel
+        for panel in (
+            ("accuracy", "test_accuracy", "test accuracy"),
+            ("bits_per_byte", "test_bits_per_byte", "test bits per byte (lower is better)"),
         )
-    for model, colour in colours.items():
-        if any(c["model"] == model for c in done):
-            axes.plot([], [], "s", color=colour, label=model)
-    for task, marker in markers.items():
-        if any(c["task"] == task for c in done):
-            axes.plot([], [], marker, color="grey", label=task)
-    axes.set_xlabel("training CPU seconds")
-    axes.set_ylabel("test accuracy")
-    if done:  # with no finished pair there is nothing to label
-        axes.legend(fontsize=8, ncols=2)
-    axes.grid(alpha=0.3)
+        if panel[0] in metrics
+    ]
+    figure, grid = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), squeeze=False)
+    for axes, (metric, key, label) in zip(grid[0], panels, strict=True):
+        shown = [c for c in done if c.get("metric", "accuracy") == metric]
+        for c in shown:
+            low, high = c["test_ci95"]
+            axes.errorbar(
+                c["train_cpu_seconds"],
+                c[key],
+                yerr=[[c[key] - low], [high - c[key]]],
+                fmt=markers[c["task"]],
+                color=colours[c["model"]],
+                capsize=3,
+            )
+        for task in dict.fromkeys(c["task"] for c in shown):
+            reference = next(
+                (c.get("data") or {}).get("test_reference_bits_per_byte", {})
+                for c in shown
+                if c["task"] == task
+            )
+            for name, style in (("gzip", "--"), ("xz", ":")):
+                if name in reference:
+                    value = reference[name]["per_document"]
+                    axes.axhline(value, color="grey", linestyle=style, linewidth=1)
+                    axes.annotate(
+                        f"{task}: {name} {value:.2f}",
+                        (0, value),
+                        xycoords=("axes fraction", "data"),
+                        fontsize=7,
+                        color="grey",
+                        va="bottom",
+                    )
+        for model, colour in colours.items():
+            if any(c["model"] == model for c in shown):
+                axes.plot([], [], "s", color=colour, label=model)
+        for task, marker in markers.items():
+            if any(c["task"] == task for c in shown):
+                axes.plot([], [], marker, color="grey", label=task)
+        axes.set_xlabel("training CPU seconds")
+        axes.set_ylabel(label)
+        if shown:  # with no finished pair there is nothing to label
+            axes.legend(fontsize=8, ncols=2)
+        axes.grid(alpha=0.3)
     handle = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
     figure.savefig(handle, dpi=110, bbox_inches="tight", format="png")
     plt.close(figure)

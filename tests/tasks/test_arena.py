@@ -275,3 +275,85 @@ def test_listops_reads_its_directory_from_the_environment(tiny_listops_dir, monk
     monkeypatch.setenv("SPECTRALMIX_LISTOPS_DIR", tiny_listops_dir)
     task = make_task("listops")
     assert len(task.load(4)["train"].labels) == 4
+
+
+def _lm_cell(**changes):
+    cell = {
+        **_cell(task="lm", model="attention"),
+        "metric": "bits_per_byte",
+        "test_bits_per_byte": 2.4567,
+        "test_ci95": [2.4012, 2.5101],
+        "test_bytes": 599778,
+        "test_examples": 50,
+        "val_bits_per_byte": 2.4321,
+        "data": {
+            "test_reference_bits_per_byte": {
+                "gzip": {"per_document": 3.4528, "concatenated": 3.0857},
+                "xz": {"per_document": 3.4101, "concatenated": 2.646},
+            }
+        },
+    }
+    for key in ("test_accuracy", "val_accuracy"):
+        del cell[key]
+    return {**cell, **changes}
+
+
+def test_bits_per_byte_pairs_get_a_table_of_their_own_beside_the_compressors():
+    refused = {
+        "status": "not_entered",
+        "task": "lm",
+        "model": "fftnet",
+        "sequence_length": 1024,
+        "metric": "bits_per_byte",
+        "reason": "Token mixer 'fftnet' is not causal",
+    }
+    text = arena.table([_cell(), _lm_cell(), refused])
+    accuracy, bits = text.split("\n\n")
+    assert "| image | fftnet | 1,024 | 0.7500 [0.7000, 0.8000] (n=2,000) | 0.7600 |" in accuracy
+    assert "lm" not in accuracy
+    rows = bits.splitlines()
+    assert "test bits per byte [95% CI]" in rows[0]
+    assert "gzip -9 (concat.) | xz -9e (concat.)" in rows[0]
+    assert rows[2] == (
+        "| lm | attention | 1,024 | 2.4567 [2.4012, 2.5101] (n=50 documents, 599,778 bytes) "
+        "| 2.4321 | 3.4528 (3.0857) | 3.4101 (2.6460) | 195,778 | 711 (711) | 32 | 251 | 259 |"
+    )
+    assert rows[3].startswith("| lm | fftnet | 1,024 | not entered: Token mixer 'fftnet'")
+    assert rows[0].count("|") == rows[1].count("|") == rows[2].count("|") == rows[3].count("|")
+    # Without accuracy pairs, only the bits-per-byte table.
+    assert arena.table([_lm_cell()]).startswith("| task | model | context | test bits per byte")
+
+
+def test_plot_draws_bits_per_byte_in_a_panel_of_its_own(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    original = plt.subplots
+
+    def subplots(*args, **kwargs):
+        figure, grid = original(*args, **kwargs)
+        figures.append(grid)
+        return figure, grid
+
+    plt.subplots, saved = subplots, plt.subplots
+    try:
+        arena.plot([_cell(), _lm_cell()], str(tmp_path / "both.png"))
+        arena.plot([_lm_cell()], str(tmp_path / "lm.png"))
+        arena.plot([_cell()], str(tmp_path / "accuracy.png"))
+    finally:
+        plt.subplots = saved
+    assert [grid.shape for grid in figures] == [(1, 2), (1, 1), (1, 1)]
+    both, lm_only, _ = figures
+    assert both[0, 1].get_ylabel() == "test bits per byte (lower is better)"
+    assert lm_only[0, 0].get_ylabel() == "test bits per byte (lower is better)"
+    # gzip's and xz's references as horizontal lines at their bits per byte.
+    styles = {
+        line.get_linestyle(): line.get_ydata()[0]
+        for line in lm_only[0, 0].get_lines()
+        if line.get_linestyle() in ("--", ":")
+    }
+    assert styles == {"--": 3.4528, ":": 3.4101}  # gzip dashed, xz dotted
+    for name in ("both.png", "lm.png", "accuracy.png"):
+        with open(tmp_path / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
