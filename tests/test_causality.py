@@ -12,7 +12,8 @@ from spectralmix.registry import token_mixer_names as registered_names
 from tests.helpers import to_numpy
 from tests.tolerances import TOLERANCES
 
-BATCH, LENGTH, CHANNELS, HEADS = 2, 12, 8, 2
+#: 16 tokens: also a square grid, for the 2-D mixers (gfnet_2d).
+BATCH, LENGTH, CHANNELS, HEADS = 2, 16, 8, 2
 #: Every position checked: the first, one in the middle, and the last one that has a later token.
 POSITIONS = (0, 1, LENGTH // 2, LENGTH - 2)
 

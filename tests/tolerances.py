@@ -19,7 +19,9 @@
   change (tests/test_causality.py, relative to the outputs' largest entry), for a mixer and
   for a causal language model alike. Exactly 0 in exact arithmetic; a causal mixer that mixes
   through an FFT over the whole sequence (Hyena's long convolution) moves the earlier outputs
-  by float32 round-off of the whole transform. A bidirectional mixer moves them by O(1).
+  by float32 round-off of the whole transform: measured at most 4.3e-7 (a 2-block Hyena
+  language model; causal attention exactly 0), while every bidirectional mixer moves them by
+  1e-2 or more.
 """
 
 TOLERANCES = {

@@ -208,7 +208,7 @@ class FFTNetCausalLM(Task):
         elif backend == "tensorflow":
             import tensorflow as tf
 
-            compiled = tf.function(self._last_logits, reduce_retracing=True)
+            compiled = tf.function(self._last_logits)
 
             def step(token_ids, cache, index):
                 return compiled(tf.constant(token_ids), cache, tf.constant(index, tf.int32))
