@@ -33,6 +33,7 @@ MODULES = [
     "spectralmix.schedules",
     "spectralmix.registry",
     "spectralmix.tasks.harness",
+    "spectralmix.tasks.lm",
 ]
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 #: The built-in task modules, imported on first use (each registers its tasks).
-_BUILT_IN_MODULES = ("listops", "pathfinder", "image", "text", "fashion_vit")
+_BUILT_IN_MODULES = ("listops", "pathfinder", "image", "text", "fashion_vit", "lm")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from spectralmix.tasks.registry import (
     unregister_task,
 )
 
-BUILT_IN = ("listops", "pathfinder", "pathx", "image", "text", "fashion_vit")
+BUILT_IN = ("listops", "pathfinder", "pathx", "image", "text", "fashion_vit", "lm")
 TOY = "toy_registry_task"
 
 
