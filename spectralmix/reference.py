@@ -13,6 +13,8 @@ Weights follow Keras's layouts: a dense kernel is `(in, out)`; attention kernels
 Reference: Fein-Ashley et al., "The FFT Strikes Back: An Efficient Alternative to
 Self-Attention", arXiv:2502.18394 (v1). FNet: Lee-Thorp et al., arXiv:2105.03824. GFNet: Rao
 et al., "Global Filter Networks for Image Classification", NeurIPS 2021, arXiv:2107.00645.
+Hyena: Poli et al., "Hyena Hierarchy: Towards Larger Convolutional Language Models", ICML 2023,
+arXiv:2302.10866; its bidirectional form: Fu et al. (M2-BERT), arXiv:2310.12109.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ __all__ = [
     "gelu_magnitude",
     "global_filter",
     "global_filter_2d",
+    "hyena",
+    "hyena_filter",
     "layer_norm",
+    "long_convolution",
     "mod_relu",
     "multi_head_attention",
     "resample_spectrum",
@@ -463,3 +468,144 @@ def fftnet_block(
     if mask is not None:
         out = out * xp.astype(mask, out.dtype)[..., None]
     return out
+
+
+def hyena_filter(
+    length: int,
+    weights: dict[str, Any],
+    *,
+    max_sequence_length: int,
+    modulate: bool = True,
+    fast_decay_pct: float = 0.3,
+    slow_decay_pct: float = 1.5,
+    target: float = 1e-2,
+    shift: float = 0.0,
+    normalized: bool = False,
+) -> Array:
+    """Hyena's implicit filter at the positions `n = 0 … length - 1`, shape `(length, C)`.
+
+    Features of `n` (`B` bands, `emb_dim = 1 + 2B` read from the first kernel), with
+    `N_max = max_sequence_length`: `t = n / (N_max - 1)`, `ω = 2π n / N_max`,
+    `f_b = linspace(1e-4, B - 1, B)`, `z = [t, cos(f_b ω)…, -sin(f_b ω)…]`. Then
+    `a = sin(w · (z K_0 + b_0))`, `a = sin(w · (a K_i + b_i))` for the inner layers (one
+    frequency vector `w` for all), `h = a K_out`; the window
+    `h_c · (exp(-t |δ_c|) + shift)` with `δ = linspace(ln(target) / slow_decay_pct,
+    ln(target) / fast_decay_pct, C)`; `normalized`: `h / sum_c |h_c|` per position.
+
+    `weights`: `sine_frequency` `(F,)`, `kernels` and `biases` (the FFN's hidden layers, in
+    order), `output_kernel` `(F, C)`.
+    """
+    kernels = weights["kernels"]
+    xp = array_namespace(kernels[0])
+    dtype, device = kernels[0].dtype, getattr(kernels[0], "device", None)
+    bands = (kernels[0].shape[0] - 1) // 2
+    n = xp.arange(length, dtype=dtype, device=device)[:, None]
+    t = n / max(max_sequence_length - 1, 1)
+    omega = 2.0 * math.pi * n / max_sequence_length
+    frequencies = xp.linspace(1e-4, bands - 1, bands, dtype=dtype, device=device)[None, :]
+    z = xp.concat([t, xp.cos(frequencies * omega), -xp.sin(frequencies * omega)], axis=1)
+    a = z
+    for kernel, bias in zip(kernels, weights["biases"], strict=True):
+        a = xp.sin(weights["sine_frequency"] * dense(a, kernel, bias))
+    h = dense(a, weights["output_kernel"])
+    channels = h.shape[1]
+    if modulate:
+        rates = xp.linspace(
+            math.log(target) / slow_decay_pct,
+            math.log(target) / fast_decay_pct,
+            channels,
+            dtype=dtype,
+            device=device,
+        )
+        h = h * (xp.exp(-t * xp.abs(rates)[None, :]) + shift)
+    if normalized:
+        h = h / xp.sum(xp.abs(h), axis=1, keepdims=True)
+    return h
+
+
+def long_convolution(u: Array, h: Array, reverse: Array | None = None) -> Array:
+    """The linear (not circular) long convolution, as the explicit O(N²) sum over tokens:
+
+    `y_t = sum_{s ≤ t} h_{t-s} u_s`, plus `sum_{s > t} reverse_{s-t-1} u_s` when `reverse`
+    is given (the bidirectional form of M2-BERT). `u` is `(B, N, C)`, `h` and `reverse`
+    `(N, C)`, one filter per channel.
+    """
+    xp = array_namespace(u, h)
+    length = u.shape[1]
+    positions = xp.arange(length)
+    lag = positions[:, None] - positions[None, :]  # (t, s) -> t - s
+
+    def toeplitz(filter_values: Array, lags: Array) -> Array:  # (t, s, C), 0 where lags < 0
+        valid = lags >= 0
+        index = xp.reshape(xp.where(valid, lags, xp.zeros_like(lags)), (-1,))
+        taps = xp.reshape(xp.take(filter_values, index, axis=0), (length, length, -1))
+        return taps * xp.astype(valid, taps.dtype)[..., None]
+
+    matrix = toeplitz(h, lag)
+    if reverse is not None:
+        matrix = matrix + toeplitz(reverse, -lag - 1)
+    return xp.sum(matrix[None, ...] * u[:, None, ...], axis=2)
+
+
+def hyena(
+    x: Array,
+    weights: dict[str, Any],
+    *,
+    order: int = 2,
+    max_sequence_length: int,
+    causal: bool = True,
+    mask: Array | None = None,
+    **filter_options: Any,
+) -> Array:
+    """The Hyena operator (Poli et al. 2023), the authors' order-`o` form.
+
+    `p = x K_in + b_in` `(B, N, (o+1)·D)`, column `c·(o+1) + j` stream `j` of channel `c`;
+    a short causal depthwise convolution per column, `q_t = b + sum_j W_j p_{t-k+1+j}`
+    (`W` `(k, (o+1)·D)`, zeros before the start); streams `x_0 … x_{o-1}` (gates) and `v`
+    (`j = o`); `z = v`, for `i = 1 … o-1`: `u = x_{o-i} ⊙ z`,
+    `z = long_convolution(u, h_i) + d_i ⊙ u`; `y = (x_0 ⊙ z) K_out + b_out`.
+    `h_i`: column `c·(o-1) + i - 1` of `hyena_filter` with `weights["filter"]` (and of
+    `weights["reverse_filter"]` for the later tokens when `causal=False`); `d` the same layout
+    (`weights["skip"]`). With a mask: `p` and each `u` are zero at padded tokens, and so are
+    the outputs. `filter_options` are `hyena_filter`'s.
+    """
+    xp = array_namespace(x)
+    batch, length, channels = x.shape
+    streams = order + 1
+    p = dense(x, weights["in_kernel"], weights["in_bias"])
+    keep = None if mask is None else xp.astype(mask, x.dtype)[..., None]
+    if keep is not None:
+        p = p * keep
+    short_kernel = weights["short_kernel"]
+    taps = short_kernel.shape[0]
+    q = xp.zeros_like(p) + weights["short_bias"]
+    for j in range(taps):
+        delay = taps - 1 - j  # tap j reads the token `delay` positions back
+        if delay >= length:
+            continue
+        shifted = xp.concat([xp.zeros_like(p[:, :delay]), p[:, : length - delay]], axis=1)
+        q = q + short_kernel[j] * shifted
+    q = xp.reshape(q, (batch, length, channels, streams))
+    gates = [q[..., j] for j in range(order)]
+    value = q[..., order]
+
+    def filters(name: str) -> Array:
+        h = hyena_filter(
+            length, weights[name], max_sequence_length=max_sequence_length, **filter_options
+        )
+        return xp.reshape(h, (length, channels, order - 1))
+
+    forward = filters("filter")
+    reverse = None if causal else filters("reverse_filter")
+    skip = xp.reshape(weights["skip"], (channels, order - 1))
+    z = value
+    for i in range(order - 1):
+        u = gates[order - 1 - i] * z
+        if keep is not None:
+            u = u * keep
+        z = (
+            long_convolution(u, forward[..., i], None if reverse is None else reverse[..., i])
+            + skip[:, i] * u
+        )
+    y = dense(gates[0] * z, weights["out_kernel"], weights["out_bias"])
+    return y if keep is None else y * keep
