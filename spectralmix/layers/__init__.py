@@ -16,6 +16,7 @@ from spectralmix.layers.fftnet_block import FFTNetBlock
 from spectralmix.layers.fourier_mixing import FourierMixing
 from spectralmix.layers.global_filter import GlobalFilter
 from spectralmix.layers.global_filter_2d import GlobalFilter2D
+from spectralmix.layers.hyena_filter import HyenaFilter
 from spectralmix.layers.metaformer_block import MetaFormerBlock
 from spectralmix.layers.mod_relu import ModReLU
 from spectralmix.layers.position_embedding import PositionEmbedding
@@ -35,6 +36,7 @@ __all__ = [
     "FourierMixing",
     "GlobalFilter",
     "GlobalFilter2D",
+    "HyenaFilter",
     "MetaFormerBlock",
     "ModReLU",
     "PositionEmbedding",
