@@ -55,6 +55,7 @@ BUILT_IN = {
     "attention": ("spectralmix.layers.self_attention", "SelfAttention"),
     "gfnet": ("spectralmix.layers.global_filter", "GlobalFilter"),
     "gfnet_2d": ("spectralmix.layers.global_filter_2d", "GlobalFilter2D"),
+    "hyena": ("spectralmix.layers.hyena", "HyenaOperator"),
 }
 
 _TOKEN_MIXERS: dict[str, type | None] = dict.fromkeys(BUILT_IN)

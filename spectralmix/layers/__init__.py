@@ -1,8 +1,8 @@
 """Keras layers of spectralmix; each is serializable under the package name "spectralmix".
 
 Token mixers (`AdaptiveSpectralFilter` "fftnet", `FourierMixing` "fnet", `SelfAttention`
-"attention", and any registered with `register_token_mixer`) are found by name in
-`spectralmix.registry`; `MetaFormerBlock` wraps any of them in a residual block,
+"attention", `HyenaOperator` "hyena", and any registered with `register_token_mixer`) are
+found by name in `spectralmix.registry`; `MetaFormerBlock` wraps any of them in a residual block,
 `FFTNetBlock` is its FFTNet form.
 """
 
@@ -16,6 +16,7 @@ from spectralmix.layers.fftnet_block import FFTNetBlock
 from spectralmix.layers.fourier_mixing import FourierMixing
 from spectralmix.layers.global_filter import GlobalFilter
 from spectralmix.layers.global_filter_2d import GlobalFilter2D
+from spectralmix.layers.hyena import HyenaOperator
 from spectralmix.layers.hyena_filter import HyenaFilter
 from spectralmix.layers.metaformer_block import MetaFormerBlock
 from spectralmix.layers.mod_relu import ModReLU
@@ -37,6 +38,7 @@ __all__ = [
     "GlobalFilter",
     "GlobalFilter2D",
     "HyenaFilter",
+    "HyenaOperator",
     "MetaFormerBlock",
     "ModReLU",
     "PositionEmbedding",
