@@ -25,6 +25,7 @@ from spectralmix.models import (
     FFTNetViTBackbone,
     FFTNetViTImageClassifier,
 )
+from spectralmix.registry import BUILT_IN, get_token_mixer, token_mixer_names
 from tests.distribute_worker import CASES
 from tests.helpers import registered_mixers
 from tests.tolerances import TOLERANCES
@@ -309,7 +310,14 @@ def test_layout_map_of_named_mixers_holds_only_their_rules():
         "modulation_dense/kernel",
     }
     assert len(rules(["attention"])) == 3
-    assert rules(None) == rules(["fftnet", "attention"])
+    # The default: every registered mixer that declares a layout, built-ins included.
+    laid_out = [
+        name
+        for name in token_mixer_names()
+        if getattr(get_token_mixer(name), "model_parallel_layout", None) is not None
+    ]
+    assert {"fftnet", "attention"} <= set(laid_out)
+    assert rules(None) == rules(laid_out)
     for token_mixers in (["fnet"], []):  # the block MLP is always laid out
         layout = distribute.fftnet_layout_map(_mesh(), token_mixers=token_mixers)
         assert layout["block_0/mlp_dense1/kernel"].axes == (None, "model")
@@ -359,8 +367,10 @@ def test_layout_map_reads_a_registered_mixers_layout(toy_mixers):
     )  # fmt: skip
     (kernel,) = [v for v in backbone.weights if v.path.endswith("token_mixer/mix/kernel")]
     assert layout[kernel.path].axes == ("model", None)
-    # fftnet's 3 rules, attention's 3 and the toy's 1: nothing of the mixer without a layout.
-    assert len([key for key in layout if "token_mixer/" in key]) == 3 + 3 + 1
+    # The built-ins' rules (fftnet's 3, attention's 3, ...) and the toy's 1: nothing of the
+    # mixer without a layout.
+    built_in = sum(len(get_token_mixer(name).model_parallel_layout) for name in BUILT_IN)
+    assert len([key for key in layout if "token_mixer/" in key]) == built_in + 1
 
 
 def test_layout_map_names_a_mixer_without_a_layout(toy_mixers):
