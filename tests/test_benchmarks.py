@@ -10,6 +10,8 @@ import sys
 import keras
 import pytest
 
+from tests.tolerances import TOLERANCES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
 BACKEND = keras.config.backend()
@@ -115,6 +117,37 @@ def test_fused_attention_worker_under_mixed_precision():
     )
     assert out["implementation"]
     assert out["rows"][0]["status"] == "ok"
+
+
+def test_generate_benchmark_times_cached_and_recomputed_tokens(tmp_path):
+    """Tiny prefixes; a memory budget that puts attention's full pass at 64 tokens over it and
+    prefills its cache in two chunks."""
+    out = tmp_path / "generate.json"
+    env = {**os.environ, "KERAS_BACKEND": BACKEND}
+    args = ["--prefixes", "32", "64", "--tokens", "2", "--repeats", "1"]
+    args += ["--memory-budget", "0.00015", "--out", str(out)]
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "bench_generate.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert payload["backend"] == BACKEND
+    rows = {(row["mixer"], row["prefix"]): row for row in payload["rows"]}
+    assert sorted(rows) == [("attention", 32), ("attention", 64), ("hyena", 32), ("hyena", 64)]
+    for row in rows.values():
+        assert row["timed_tokens"] == 2
+        assert row["cached_ms_per_token"] > 0
+    assert rows[("attention", 64)]["recompute"] == "over_memory"
+    assert rows[("attention", 64)]["prefill_chunk"] == 32
+    for key in [("attention", 32), ("hyena", 32), ("hyena", 64)]:
+        assert rows[key]["recompute"] == "ok"
+        assert rows[key]["speedup"] > 0
+        # The cache's prompt logits are the full pass's (a smoke check of what is timed).
+        assert rows[key]["max_abs_logit_difference"] < TOLERANCES["float32_model"]
 
 
 def test_bench_gpu_skips_without_a_gpu():

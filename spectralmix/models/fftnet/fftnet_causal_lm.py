@@ -179,14 +179,17 @@ class FFTNetCausalLM(Task):
                 f"the model's max_sequence_length ({self.backbone.max_sequence_length}). "
                 f"Received: max_new_bytes={max_new_bytes}"
             )
-        cache = self.init_cache(1, length)  # raises here for a mixer without a cache
+        # The cache's length rounded up to a power of two (capped at the model's): its shape is
+        # static, so a compiled step serves every generation of a similar length.
+        cache_length = min(self.backbone.max_sequence_length, 1 << (length - 1).bit_length())
+        cache = self.init_cache(1, cache_length)  # raises here for a mixer without a cache
         return self._stream(
             byte_tokens(bytes(prompt))[None], cache, max_new_bytes, temperature, seed
         )
 
     def _stream(self, prompt_ids, cache, max_new_bytes, temperature, seed) -> Iterator[bytes]:
         rng = np.random.default_rng(seed)
-        step = self._step_function()
+        step = self.step_function()
         index = np.int32(0)
         token_ids = prompt_ids
         for _ in range(max_new_bytes):
@@ -196,10 +199,16 @@ class FFTNetCausalLM(Task):
             yield bytes([token - 1])
             token_ids = np.array([[token]], np.int32)
 
-    def _step_function(self):
-        """`(token_ids, cache, cache_index) -> (last logits, cache)`, compiled where that pays:
-        a `jax.jit` of the stateless step on JAX, a `tf.function` on TensorFlow (one trace
-        for the prompt and one for the steps: `cache_index` is a tensor), eager on torch."""
+    def step_function(self):
+        """The step `generate` runs: `(token_ids, cache, cache_index) -> (logits, cache)`, the
+        float32 logits of the last of the `T` new positions `(batch, vocabulary_size)`.
+
+        Compiled where that pays (measured on a 2-core CPU, width 64, 2 blocks, 256 cached
+        positions: 0.3 ms a token jitted against 60-90 ms eager on JAX, 2-7 ms against 60-110
+        ms on TensorFlow): a `jax.jit` of the stateless step on JAX, a `tf.function` on
+        TensorFlow (`cache_index` passed as a tensor: one trace for each `T` and cache length),
+        eager under `torch.no_grad()` on torch. Also for a prompt too long for one call: run
+        it in chunks (`T` at a time, `cache_index` advancing by `T`)."""
         backend = keras.config.backend()
         if backend in self._compiled_steps:
             return self._compiled_steps[backend]
