@@ -1,15 +1,18 @@
-"""The `spectralmix` command line: train, evaluate and make data.
+"""The `spectralmix` command line: train, evaluate, generate and make data.
 
     spectralmix train digits [--backend jax] [--token-mixer fftnet] ...
     spectralmix train listops --data DIR --token-mixer fftnet|fnet|attention|... [--out RUN]
     spectralmix train lm [--data PATH] --token-mixer attention|hyena|... [--context 1024]
     spectralmix evaluate (--preset NAME | --model PATH.keras) (--data FILE.tsv[.gz] | --generate N)
+    spectralmix generate --model RUN/best.keras --prompt TEXT [--max-new-bytes 256]
+                         [--temperature 1.0] [--seed 0]
     spectralmix data listops --out DIR [--seed 0]
     spectralmix data pathfinder --out DIR [--difficulty easy|hard] [--size 32] [--seed 0]
     spectralmix arena --tasks T... --token-mixers M... --cpu-budget SECONDS --out DIR
                       [--data NAME=PATH ...] [--backend B]
 
 Training prints Keras's progress bar; the last line of output is one JSON object of metrics.
+`generate` streams the new bytes to standard output as they come, nothing else.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train_listops(tasks): _train_listops,
         _add_train_lm(tasks): _train_lm,
         _add_evaluate(commands): _evaluate,
+        _add_generate(commands): _generate,
         **_add_data(commands),
         _add_arena(commands): _arena,
     }
@@ -229,6 +233,28 @@ def _add_evaluate(commands) -> argparse.ArgumentParser:
     return evaluate
 
 
+def _add_generate(commands) -> argparse.ArgumentParser:
+    generate = commands.add_parser(
+        "generate", help="stream bytes from a saved causal language model (FFTNetCausalLM)"
+    )
+    _backend_option(generate)
+    generate.add_argument(
+        "--model", required=True, help="a saved FFTNetCausalLM, e.g. RUN/best.keras"
+    )
+    generate.add_argument("--prompt", required=True, help="the text to continue (UTF-8)")
+    generate.add_argument(
+        "--max-new-bytes", type=_positive_int, default=256, help="bytes to generate"
+    )
+    generate.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        default=1.0,
+        help="sampling temperature; 0 takes the most likely byte every time",
+    )
+    generate.add_argument("--seed", type=_integer, default=0, help="the sampling seed")
+    return generate
+
+
 def _add_data(commands) -> dict:
     make_data = commands.add_parser("data", help="generate a dataset offline")
     datasets = make_data.add_subparsers(dest="dataset", required=True)
@@ -367,6 +393,34 @@ def _data_listops(args: argparse.Namespace) -> dict:
     sizes = {"train": args.train, "val": args.val, "test": args.test}
     paths = listops_generator.write_splits(args.out, sizes, seed=args.seed)
     return {"dataset": "listops", "seed": args.seed, "files": paths, **sizes}
+
+
+def _generate(args: argparse.Namespace) -> None:
+    """Writes each new byte to standard output as it is generated (flushed per byte)."""
+    if not args.prompt:
+        raise ValueError("--prompt must hold at least one byte. Received: --prompt ''")
+    if not os.path.isfile(args.model):
+        raise ValueError(f"--model must be a saved model file. Received: --model {args.model}")
+    import keras
+
+    from spectralmix.models import FFTNetCausalLM
+
+    model = keras.saving.load_model(args.model)
+    if not isinstance(model, FFTNetCausalLM):
+        raise ValueError(
+            f"--model must be a saved FFTNetCausalLM; {args.model} holds a "
+            f"{type(model).__name__}. Received: --model {args.model}"
+        )
+    stream = model.generate(
+        args.prompt,
+        max_new_bytes=args.max_new_bytes,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+    out = sys.stdout.buffer
+    for piece in stream:
+        out.write(piece)
+        out.flush()
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
@@ -525,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         usage.error(_one_line(error))
     except (OSError, ImportError) as error:
         usage.exit(1, f"{parser.prog}: error: {_one_line(error)}\n")
-    print(json.dumps(metrics), flush=True)
+    if metrics is not None:  # `generate` streams its output instead
+        print(json.dumps(metrics), flush=True)
     return 0
 
 

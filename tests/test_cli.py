@@ -462,6 +462,7 @@ def test_each_command_dispatches_to_its_function():
         (["train", "digits"], "train digits", cli._train_digits),
         (["train", "listops", "--data", "d"], "train listops", cli._train_listops),
         (["evaluate", "--preset", "p", "--generate", "1"], "evaluate", cli._evaluate),
+        (["generate", "--model", "m", "--prompt", "p"], "generate", cli._generate),
         (["data", "listops", "--out", "o"], "data listops", cli._data_listops),
         (["data", "pathfinder", "--out", "o"], "data pathfinder", cli._data_pathfinder),
         (["arena", "--tasks", "image", "--cpu-budget", "1", "--out", "o"], "arena", cli._arena),
@@ -609,3 +610,102 @@ def test_train_lm_refuses_a_non_causal_mixer_in_one_line(tmp_path, monkeypatch, 
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("spectralmix train lm: error: Token mixer 'fftnet' is not causal")
     assert not os.path.exists("r")
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_file(tmp_path_factory):
+    """A small FFTNetCausalLM saved as .keras, and the bytes its greedy generation gives."""
+    import numpy as np
+
+    from spectralmix.models import FFTNetBackbone, FFTNetCausalLM
+
+    backbone = FFTNetBackbone(
+        vocabulary_size=257,
+        max_sequence_length=32,
+        hidden_dim=8,
+        num_layers=1,
+        num_heads=2,
+        token_mixer="attention",
+        token_mixer_kwargs={"causal": True},
+        norm_first=True,
+    )
+    lm = FFTNetCausalLM(backbone=backbone)
+    rng = np.random.default_rng(0)
+    for v in lm.weights:  # far from uniform logits, so that greedy picks vary
+        v.assign(keras.ops.convert_to_numpy(v) + rng.standard_normal(v.shape).astype("float32"))
+    path = str(tmp_path_factory.mktemp("lm") / "best.keras")
+    lm.save(path)
+    greedy = b"".join(lm.generate("Hé", max_new_bytes=6, temperature=0))
+    sampled = b"".join(lm.generate("Hé", max_new_bytes=6, temperature=1.5, seed=4))
+    return path, greedy, sampled
+
+
+def test_generate_streams_the_models_bytes_and_nothing_else(tiny_lm_file):
+    path, greedy, sampled = tiny_lm_file
+    argv = ["generate", "--model", path, "--prompt", "Hé", "--max-new-bytes", "6"]
+    env = {**os.environ, "KERAS_BACKEND": keras.config.backend()}
+    for extra, expected in (
+        (["--temperature", "0"], greedy),
+        (["--seed", "4", "--temperature", "1.5"], sampled),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "spectralmix.cli", *argv, *extra],
+            env=env,
+            capture_output=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout == expected  # raw bytes, no JSON line after them
+
+
+def test_generate_flushes_every_byte(tiny_lm_file, monkeypatch):
+    import io
+
+    path, greedy, _ = tiny_lm_file
+
+    flushed = []
+
+    class Recorder(io.BytesIO):
+        def flush(self):
+            flushed.append(self.getvalue())
+
+    buffer = Recorder()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(buffer))
+    argv = ["generate", "--model", path, "--prompt", "Hé", "--max-new-bytes", "6"]
+    assert cli.main([*argv, "--temperature", "0"]) == 0
+    # One flush per byte, each with one more byte of the text.
+    assert flushed == [greedy[: i + 1] for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--temperature", "-1"], "--temperature: must be a number >= 0. Received: '-1'"),
+        (["--max-new-bytes", "0"], "--max-new-bytes: must be a positive integer"),
+        (["--max-new-bytes", "31"], "max_sequence_length (32)"),
+        (["--prompt", ""], "--prompt must hold at least one byte"),
+        (["--seed", "x"], "--seed: must be an integer"),
+    ],
+)
+def test_generate_reports_bad_arguments_in_one_line(tiny_lm_file, extra, message, capsys):
+    path, _, _ = tiny_lm_file
+    argv = ["generate", "--model", path, "--prompt", "Hé", *extra]
+    line, usage = _error_line(capsys, 2, argv)
+    assert message in line
+    assert "spectralmix generate" in usage
+
+
+def test_generate_needs_a_saved_causal_lm(tmp_path, capsys):
+    from spectralmix.models import FFTNetBackbone, FFTNetClassifier
+
+    missing = str(tmp_path / "none.keras")
+    line, _ = _error_line(capsys, 2, ["generate", "--model", missing, "--prompt", "a"])
+    assert f"--model must be a saved model file. Received: --model {missing}" in line
+    backbone = FFTNetBackbone(
+        vocabulary_size=257, max_sequence_length=8, hidden_dim=8, num_layers=1, num_heads=2
+    )
+    classifier = str(tmp_path / "classifier.keras")
+    FFTNetClassifier(backbone=backbone, num_classes=2).save(classifier)
+    line, _ = _error_line(capsys, 2, ["generate", "--model", classifier, "--prompt", "a"])
+    assert "must be a saved FFTNetCausalLM" in line
+    assert "holds a FFTNetClassifier" in line
