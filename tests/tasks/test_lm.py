@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from spectralmix.data import brown
+from spectralmix.models import causal_token_mixers
 from spectralmix.tasks import arena, checkpointing, harness, lm
 from spectralmix.tasks.registry import get_task, make_task
 from tests.data.test_brown import FAKE, _make_tarball
@@ -212,8 +213,9 @@ def test_bits_of_targets_checks_shapes():
         lm.bits_of_targets(np.zeros((2, 256)), np.ones(2, np.int32))
 
 
-def test_a_causal_lm_with_zero_head_scores_8_bits_per_byte():
-    model = lm.build_model("attention", context=8, **TINY)
+@pytest.mark.parametrize("mixer", causal_token_mixers())
+def test_a_causal_lm_with_zero_head_scores_8_bits_per_byte(mixer):
+    model = lm.build_model(mixer, context=8, **TINY)
     head = model.get_layer("lm_head")
     head.set_weights([np.zeros_like(w) for w in head.get_weights()])
     bits, counts = lm.document_bits(model, _data(list(range(4, 24)), [5, 6]), 2, context=8)
