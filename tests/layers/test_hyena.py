@@ -416,6 +416,22 @@ def test_chunked_prefill_equals_the_full_call(rng, index):
     assert_close(np.concatenate(pieces, axis=1), to_numpy(layer(x)), scale=True)
 
 
+def test_a_prompt_refreshes_the_cached_filters(rng):
+    """The cache holds the filters of the weights at `init_cache`; a prompt evaluates them
+    again, so weights changed in between are the ones the steps use."""
+    layer = _built(rng)
+    x = rng.standard_normal((1, 7, 4)).astype("float32")
+    cache = layer.init_cache(1, 8)
+    for v in layer.implicit_filter.weights:
+        v.assign(to_numpy(v) + 0.3 * rng.standard_normal(v.shape).astype("float32"))
+    outputs, cache = layer.call_with_cache(x[:, :4], cache, 0)
+    pieces = [to_numpy(outputs)]
+    for t in range(4, 7):
+        outputs, cache = layer.call_with_cache(x[:, t : t + 1], cache, t)
+        pieces.append(to_numpy(outputs))
+    assert_close(np.concatenate(pieces, axis=1), to_numpy(layer(x)), scale=True)
+
+
 def test_one_tap_short_convolution_and_a_reused_cache(rng):
     """`short_filter_order=1` keeps an empty window; a cache reused from position 0 again
     forgets what its window held."""
@@ -434,10 +450,16 @@ def test_cache_shapes_and_dtypes():
     layer.build((None, 16, 4))
     cache = layer.init_cache(2, 10)
     assert isinstance(cache, tuple)
-    assert len(cache) == 3
+    assert len(cache) == 4
     assert tuple(cache[0].shape) == (2, 2, 16)
     assert keras.backend.standardize_dtype(cache[0].dtype) == "bfloat16"
-    for history in cache[1:]:
+    assert np.all(to_numpy(cache[0]) == 0)
+    # The filters at the cache's positions, float32, as the full call evaluates them.
+    assert keras.backend.standardize_dtype(cache[1].dtype) == "float32"
+    np.testing.assert_array_equal(
+        to_numpy(cache[1]), to_numpy(layer.implicit_filter(np.arange(10)))
+    )
+    for history in cache[2:]:
         assert tuple(history.shape) == (2, 10, 4)
         assert keras.backend.standardize_dtype(history.dtype) == "float32"
         assert np.all(to_numpy(history) == 0)
@@ -500,7 +522,7 @@ def test_cache_refusals(rng):
     cache = layer.init_cache(1, 4)
     with pytest.raises(ValueError, match="cache_index=3"):
         layer.call_with_cache(np.ones((1, 2, 4), "float32"), cache, 3)
-    with pytest.raises(ValueError, match="a tuple of 2 tensors"):
+    with pytest.raises(ValueError, match="a tuple of 3 tensors"):
         layer.call_with_cache(np.ones((1, 1, 4), "float32"), cache[:1], 0)
     with pytest.raises(ValueError, match="max_length=0"):
         layer.init_cache(1, 0)
