@@ -334,9 +334,9 @@ def global_filter_2d(
     (default `filter_grid`) in row-major order. `W = filter_real + i * filter_imag` is
     `(h0, w0 // 2 + 1, D)` for `filter_grid = (h0, w0)`; at another grid it is resampled:
     along the half-spectrum axis by `resample_spectrum`, along the two-sided axis by
-    `resample_spectrum_circular`. The class token's output is the mean of the patch outputs
-    (over the real patches under a mask). Padded tokens are zeroed before the transform and
-    padded outputs are zero.
+    `resample_spectrum_circular`. The class token's output is the mean of the patches it is
+    given (over the real patches under a mask), the filter's input. Padded tokens are zeroed
+    before the transform and padded outputs are zero.
     """
     xp = array_namespace(x)
     batch, _, channels = x.shape
@@ -358,9 +358,8 @@ def global_filter_2d(
     y = xp.reshape(y, (batch, height * width, channels))
     if class_token:
         patch_mask = None if mask is None else mask[:, first:]
-        if patch_mask is not None:
-            y = y * xp.astype(patch_mask, y.dtype)[..., None]
-        y = xp.concat([_masked_mean_tokens(y, patch_mask)[:, None, :], y], axis=1)
+        pooled = _masked_mean_tokens(x[:, first:], patch_mask)
+        y = xp.concat([pooled[:, None, :], y], axis=1)
     if mask is not None:
         y = y * xp.astype(mask, y.dtype)[..., None]
     return y

@@ -33,11 +33,13 @@ class GlobalFilter2D(keras.layers.Layer):
     `(h, K, D)`: GFNet's `complex_weight[..., 0]` and `[..., 1]` (named apart from the 1-D
     `GlobalFilter`'s, whose rank differs, so one layout map holds both).
 
-    Class token: GFNet has none (it pools the patches at the end). Here a class token, if
-    there is one, is the first token; it does not enter the transform (it is not a patch of
-    the grid), and its output is the mean of the patch outputs (over the real patches under a
-    mask), which is `Re W[0, 0] · mean(patches)` per channel: each block hands the class token
-    the grid's filtered mean, as GFNet's final average pooling reads it.
+    Class token: GFNet has none (it averages the patches after its last block). Here a class
+    token, if there is one, is the first token; it does not enter the transform (it is not a
+    point of the grid), and its output is the mean of the patches the layer is given (over the
+    real patches under a mask): each block hands the class token the average pooling GFNet
+    reads once at the end. It is the mean of the filter's input, not of its output
+    (`Re W[0, 0] · mean`), so it does not hang on the filter's scale: at GFNet's `0.02` init
+    the output's mean trained worse (docs/layers.md, "GlobalFilter and GlobalFilter2D").
 
     The grid: `grid_shape=(h, w)` gives the filter's grid; without it the grid is square,
     `s × s`, from `max_sequence_length` (or the first input's length): `s² + 1` tokens with a
@@ -198,7 +200,7 @@ class GlobalFilter2D(keras.layers.Layer):
         y = ops.reshape(y, (-1, tokens - first, x.shape[-1]))
         if first:
             patch_mask = None if mask is None else mask[:, first:]
-            pooled = spectral_ops.masked_mean_tokens(y, patch_mask)
+            pooled = spectral_ops.masked_mean_tokens(x[:, first:], patch_mask)
             y = ops.concatenate([ops.expand_dims(pooled, 1), y], axis=1)
         if mask is not None:
             y = y * token_weight
@@ -222,7 +224,7 @@ class GlobalFilter2D(keras.layers.Layer):
     def count_flops(tally, tokens, channels, arguments):
         """Per channel: rfft along the `w` columns of each of the `h` rows, a complex FFT
         along the rows of each of the `K = w // 2 + 1` column bins, their inverses, one complex
-        product per (row bin, column bin); with a class token, the mean of the patch outputs.
+        product per (row bin, column bin); with a class token, the mean of the patches.
         Resampling the filter does not depend on the example and is not counted."""
         from spectralmix import flops
 

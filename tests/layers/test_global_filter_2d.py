@@ -55,8 +55,9 @@ def test_matches_oracle(rng, fft_impl, class_token, grid_shape, grid):
     assert_close(layer(x), _oracle(layer, x, grid))
 
 
-def test_identity_filter_by_hand(rng):
-    """`W = 1`: the patches come back unchanged, the class token gets their mean."""
+def test_identity_and_zero_filters_by_hand(rng):
+    """`W = 1`: the patches come back unchanged; `W = 0`: zeros. The class token gets the
+    mean of the patches it is given either way (the filter's input, not its output)."""
     layer = GlobalFilter2D(real_initializer="ones", imag_initializer="zeros")
     x = rng.standard_normal((2, 1 + 12, 3)).astype("float32")
     with pytest.raises(ValueError, match="13 tokens do not form a square patch grid"):
@@ -65,6 +66,10 @@ def test_identity_filter_by_hand(rng):
     y = to_numpy(layer(x))
     assert layer.class_token
     assert_close(y[:, 1:], x[:, 1:])
+    assert_close(y[:, 0], x[:, 1:].mean(axis=1))
+    zero = GlobalFilter2D((3, 4), real_initializer="zeros", imag_initializer="zeros")
+    y = to_numpy(zero(x))
+    np.testing.assert_array_equal(y[:, 1:], 0.0)
     assert_close(y[:, 0], x[:, 1:].mean(axis=1))
 
 
