@@ -4,6 +4,7 @@ differences, causality, masks, mixed precision, serialization, the cache API, bl
 FLOPs and layouts."""
 
 import doctest
+import importlib.util
 import math
 import re
 
@@ -166,6 +167,44 @@ def test_the_oracle_is_linear_not_circular(rng):
     np.testing.assert_allclose(R.long_convolution(u, h, g), both, atol=TOLERANCES["float64"])
 
 
+LIBRARIES = ["numpy"] + [m for m in ("torch", "jax") if importlib.util.find_spec(m)]
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_the_oracle_runs_on_every_array_library(rng, library):
+    layer = _built(rng, channels=3, max_length=8, order=3, causal=False, normalized=True)
+    x = rng.standard_normal((2, 7, 3))
+    mask = np.ones((2, 7), bool)
+    mask[1, 4:] = False
+    expected = _oracle(layer, x, mask)
+    if library == "numpy":
+        convert, back = np.asarray, np.asarray
+    elif library == "torch":
+        import torch
+
+        convert, back = torch.asarray, lambda t: t.numpy()
+    else:
+        import jax.numpy as jnp
+
+        convert, back = jnp.asarray, np.asarray
+
+    def tensors(tree):
+        if isinstance(tree, dict):
+            return {k: tensors(v) for k, v in tree.items()}
+        if isinstance(tree, list):
+            return [tensors(v) for v in tree]
+        return convert(tree)
+
+    options = {k: getattr(layer, k) for k in OPTIONS}
+    actual = R.hyena(
+        convert(x), tensors(_oracle_weights(layer)), order=3, max_sequence_length=8,
+        causal=False, mask=convert(mask), **options,
+    )  # fmt: skip
+    # JAX runs in float32 unless x64 is enabled; the other libraries keep float64.
+    kind = "float32_op" if library == "jax" else "float64"
+    assert_close(back(actual), expected, kind, scale=True)
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_gradients_match_finite_differences(rng, causal):
     layer = _built(rng, channels=2, max_length=5, causal=causal, filter_order=3, num_inner_mlps=1)
@@ -274,6 +313,7 @@ def test_config_round_trip_keeps_every_argument():
         max_sequence_length=32, order=3, causal=False, filter_order=16, emb_dim=5,
         num_inner_mlps=1, short_filter_order=4, sine_frequency=2.0, modulate=False,
         fast_decay_pct=0.4, slow_decay_pct=1.2, target=0.05, shift=0.1, normalized=True,
+        fft_impl="dft",
     )  # fmt: skip
     layer = HyenaOperator(**arguments, kernel_initializer="he_normal")
     config = layer.get_config()
@@ -353,6 +393,7 @@ def test_unknown_length_in_a_tf_graph(rng):
         ({"shift": float("inf")}, ValueError, "shift=inf"),
         ({"normalized": 0}, TypeError, "normalized=0"),
         ({"kernel_initializer": "no_such_init"}, ValueError, "no_such_init"),
+        ({"fft_impl": "rfft"}, ValueError, "fft_impl='rfft'"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -526,6 +567,84 @@ def test_cache_refusals(rng):
         layer.call_with_cache(np.ones((1, 1, 4), "float32"), cache[:1], 0)
     with pytest.raises(ValueError, match="max_length=0"):
         layer.init_cache(1, 0)
+
+
+# --- fft_impl: the DFT form (no FFT op, for export) -------------------------------------------
+
+
+def _dft_twin(layer):
+    """A copy of `layer` (same weights) with `fft_impl="dft"`."""
+    twin = HyenaOperator.from_config({**layer.get_config(), "fft_impl": "dft"})
+    twin.build((None, None, layer.channels))
+    twin.set_weights(layer.get_weights())
+    return twin
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("length", [16, 7, 24])
+def test_dft_matches_the_oracle_and_the_fft_in_values_and_gradients(rng, causal, length):
+    """At `max_sequence_length` (16), an odd shorter length and a longer one; with a mask."""
+    layer = _built(rng, causal=causal)
+    twin = _dft_twin(layer)
+    assert twin.get_config()["fft_impl"] == "dft"
+    x = rng.standard_normal((2, length, 4))
+    cotangent = rng.standard_normal((2, length, 4))
+    mask = np.ones((2, length), bool)
+    mask[1, length // 2 :] = False
+    y, gx, gw = value_and_grads(layer, x, cotangent, mask=mask)
+    y_dft, gx_dft, gw_dft = value_and_grads(twin, x, cotangent, mask=mask)
+    assert_close(y_dft, _oracle(layer, x, mask=mask))
+    assert_close(y_dft, y)
+    for got, want in zip([gx_dft, *gw_dft], [gx, *gw], strict=True):
+        assert_close(got, want, "float32_grad", scale=True)
+
+
+def test_dft_runs_no_fft(rng, monkeypatch):
+    """The DFT form computes no FFT op at all (what ONNX and LiteRT export need)."""
+    layer = _dft_twin(_built(rng, causal=False))
+    x = rng.standard_normal((2, 9, 4)).astype("float32")
+    expected = _oracle(layer, x)
+
+    def no_fft(*args, **kwargs):
+        raise AssertionError("an FFT op ran")
+
+    for name in ("rfft", "irfft", "fft", "fft2"):
+        monkeypatch.setattr(keras.ops, name, no_fft)
+    assert_close(layer(x), expected)
+
+
+def test_dft_with_an_unknown_length_in_a_tf_graph(rng):
+    if BACKEND != "tensorflow":
+        pytest.skip("only TensorFlow graphs carry run-time sequence lengths")
+    import tensorflow as tf
+
+    layer = _dft_twin(_built(rng, causal=False))
+    fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, 4))])
+    for length in (16, 9, 20):
+        x = rng.standard_normal((2, length, 4)).astype("float32")
+        assert_close(fn(x), _oracle(layer, x))
+
+
+def test_dft_prompt_then_steps_equal_the_full_call(rng):
+    layer = _dft_twin(_built(rng))
+    x = rng.standard_normal((2, 12, 4)).astype("float32")
+    assert_close(_generate(layer, x, 5, 12, _index_tensor), _oracle(layer, x), scale=True)
+
+
+def test_auto_runs_the_dft_up_to_the_crossover(rng, monkeypatch):
+    """`"auto"` compares the long convolutions' transform length, `2N`, with the crossover."""
+    from spectralmix.backends import dft
+
+    layer = _built(rng, fft_impl="auto")
+    calls = []
+    original = dft.rdft_matrices
+    monkeypatch.setattr(dft, "rdft_matrices", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setitem(dft.CROSSOVER, BACKEND, 24)
+    for length, used_dft in ((12, True), (13, False)):
+        calls.clear()
+        x = rng.standard_normal((2, length, 4)).astype("float32")
+        assert_close(layer(x), _oracle(layer, x))
+        assert bool(calls) == used_dft
 
 
 # --- in blocks and models ---------------------------------------------------------------------
