@@ -2,7 +2,7 @@
 (`docs/benchmarks.md`, "Cached generation").
 
     KERAS_BACKEND=jax python benchmarks/bench_generate.py [--mixers hyena attention]
-        [--prefixes 1024 8192 65536] [--tokens 8] [--repeats 2] [--out PATH]
+        [--prefixes 1024 8192 65536] [--tokens 8] [--repeats 3] [--out PATH]
 
 Runs on the active backend (one process: every ratio is measured in it) and writes
 `benchmarks/results/generate-cpu-<backend>.json`. For each token mixer, one small
@@ -13,11 +13,12 @@ longest prefix; at each prefix length `P`:
   `call_with_cache`: in one call, or in chunks where one call's attention scores would exceed
   `--memory-budget`), then `--tokens` single-token steps, each timed alone, through the step
   `generate` runs (`FFTNetCausalLM.step_function`: `jax.jit`, `tf.function`, eager torch);
-  the median, the first (compiling) step excluded. The cache holds `P + tokens` positions.
+  the median, a first (compiling) step excluded. The cache holds `P + tokens + 1` positions.
 - `recompute_ms_per_token`: one full forward pass over the `P`-token prefix (compiled the same
   way), what each new token costs without a cache; the median of `--repeats` after a warm-up
-  call. Skipped (`"over_memory"`) where its attention scores (`heads · P²` float32, three
-  copies) exceed `--memory-budget`.
+  call, each timed right after one of the cached steps (interleaved, so that drifts in the
+  machine's speed reach both sides alike). Skipped (`"over_memory"`) where its attention
+  scores (`heads · P²` float32, three copies) exceed `--memory-budget`.
 - `speedup`: recompute over cached, the same process and model.
 - `max_abs_logit_difference`: the prompt's last logits from the cache against the full pass.
 
@@ -27,7 +28,6 @@ Both sides block until the logits are on the host as NumPy (what `generate` need
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -94,10 +94,20 @@ def _scores_bytes(mixer: str, queries: int, keys: int) -> int:
     return HEADS * queries * keys * 4 * SCORE_COPIES if mixer == "attention" else 0
 
 
-def _cached(lm, mixer, ids, prefix, tokens, budget):
-    """Prefill then `tokens` timed steps; returns (median ms per token, prefill s, chunk,
-    the prompt's last logits)."""
+def _timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def _measure_prefix(lm, mixer, full, ids, prefix, tokens, repeats, budget) -> dict:
+    """Prefill, then `tokens` single-token steps; the first `repeats` steps after the first
+    (compiling) one each followed by one full pass over the prefix, so that drifts in the
+    machine's speed reach both alike."""
     import keras
+
+    def host(logits):
+        return np.asarray(keras.ops.convert_to_numpy(logits))
 
     step = lm.step_function()
     total = prefix + tokens
@@ -106,20 +116,43 @@ def _cached(lm, mixer, ids, prefix, tokens, budget):
     while chunk > 16 and _scores_bytes(mixer, chunk, total) > budget:
         chunk //= 2
     start = time.perf_counter()
-    done = 0
-    while done < prefix:
+    for done in range(0, prefix, chunk):
         size = min(chunk, prefix - done)
         logits, cache = step(ids[:, done : done + size], cache, np.int32(done))
-        done += size
-    prompt_logits = np.asarray(keras.ops.convert_to_numpy(logits))[0]
-    prefill_s = time.perf_counter() - start
-    times = []
+    prompt_logits = host(logits)[0]
+    row = {
+        "prefill_s_first_call": round(time.perf_counter() - start, 2),
+        "prefill_chunk": chunk,
+    }
+    recompute = _scores_bytes(mixer, prefix, prefix) <= budget
+    if recompute:
+        prefix_ids = ids[:, :prefix]
+        logits = full(prefix_ids)  # compiles
+        row["max_abs_logit_difference"] = float(np.abs(logits - prompt_logits).max())
+    cached, recomputed = [], []
     for t in range(prefix, total):
-        begin = time.perf_counter()
-        logits, cache = step(ids[:, t : t + 1], cache, np.int32(t))
-        np.asarray(keras.ops.convert_to_numpy(logits))
-        times.append(time.perf_counter() - begin)
-    return float(np.median(times[1:]) * 1e3), prefill_s, chunk, prompt_logits
+        seconds, (logits, cache) = _timed(
+            lambda t=t, cache=cache: step(ids[:, t : t + 1], cache, np.int32(t))
+        )
+        seconds += _timed(lambda logits=logits: host(logits))[0]
+        cached.append(seconds)
+        if recompute and t > prefix and len(recomputed) < repeats:
+            recomputed.append(_timed(lambda: full(prefix_ids))[0])
+    cached_ms = float(np.median(cached[1:]) * 1e3)  # the first step compiles
+    row["cached_ms_per_token"] = round(cached_ms, 3)
+    if recompute:
+        recompute_ms = float(np.median(recomputed) * 1e3)
+        row |= {
+            "recompute": "ok",
+            "recompute_ms_per_token": round(recompute_ms, 3),
+            "speedup": round(recompute_ms / cached_ms, 1),
+        }
+    else:
+        row |= {
+            "recompute": "over_memory",
+            "recompute_scores_gib": round(_scores_bytes(mixer, prefix, prefix) / 2**30, 1),
+        }
+    return row
 
 
 def _measure(backend, mixers, prefixes, tokens, repeats, budget, progress):
@@ -134,31 +167,7 @@ def _measure(backend, mixers, prefixes, tokens, repeats, budget, progress):
         for prefix in prefixes:
             ids = rng.integers(1, 257, (1, prefix + tokens)).astype("int32")
             row = {"mixer": mixer, "prefix": prefix, "timed_tokens": tokens - 1}
-            cached_ms, prefill_s, chunk, prompt_logits = _cached(
-                lm, mixer, ids, prefix, tokens, budget
-            )
-            row |= {
-                "cached_ms_per_token": round(cached_ms, 3),
-                "prefill_s_first_call": round(prefill_s, 2),
-                "prefill_chunk": chunk,
-            }
-            if _scores_bytes(mixer, prefix, prefix) > budget:
-                row |= {
-                    "recompute": "over_memory",
-                    "recompute_scores_gib": round(_scores_bytes(mixer, prefix, prefix) / 2**30, 1),
-                }
-            else:
-                prefix_ids = ids[:, :prefix]
-                logits = full(prefix_ids)  # warm-up: compiles
-                row["max_abs_logit_difference"] = float(np.abs(logits - prompt_logits).max())
-                recompute_ms = harness.median_ms(
-                    functools.partial(full, prefix_ids), repeats, warmup=0
-                )
-                row |= {
-                    "recompute": "ok",
-                    "recompute_ms_per_token": round(recompute_ms, 3),
-                    "speedup": round(recompute_ms / cached_ms, 1),
-                }
+            row |= _measure_prefix(lm, mixer, full, ids, prefix, tokens, repeats, budget)
             rows.append(row)
             progress(row)
         keras.backend.clear_session()
@@ -170,7 +179,9 @@ def main() -> None:
     parser.add_argument("--mixers", nargs="+", default=list(MIXERS))
     parser.add_argument("--prefixes", nargs="+", type=int, default=[1024, 8192, 65536])
     parser.add_argument("--tokens", type=int, default=8, help="timed steps per prefix (+1)")
-    parser.add_argument("--repeats", type=int, default=2, help="full passes timed per prefix")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="full passes timed per prefix (<= --tokens)"
+    )
     parser.add_argument(
         "--memory-budget",
         type=float,
