@@ -26,6 +26,7 @@ MODULES = [
     "spectralmix.layers.mod_relu",
     "spectralmix.layers.position_embedding",
     "spectralmix.models.fftnet.fftnet_backbone",
+    "spectralmix.models.fftnet.fftnet_causal_lm",
     "spectralmix.models.fftnet.fftnet_classifier",
     "spectralmix.models.fftnet_vit.fftnet_vit_backbone",
     "spectralmix.models.fftnet_vit.fftnet_vit_image_classifier",

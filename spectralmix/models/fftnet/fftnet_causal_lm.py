@@ -13,7 +13,12 @@ from keras import ops
 from spectralmix.data.tokens import VOCABULARY_SIZE, byte_tokens
 from spectralmix.models.base import Task, check_backbone, check_model_kwargs
 from spectralmix.models.fftnet.fftnet_backbone import FFTNetBackbone
-from spectralmix.registry import get_token_mixer, takes_argument, token_mixer_names
+from spectralmix.registry import (
+    get_token_mixer,
+    takes_argument,
+    token_mixer_kwargs_dict,
+    token_mixer_names,
+)
 from spectralmix.validation import integer, non_negative_float, positive_int
 
 
@@ -38,8 +43,6 @@ def causal_mixer_kwargs(token_mixer: str, token_mixer_kwargs: Mapping[str, Any] 
         >>> causal_mixer_kwargs("attention", {"dropout": 0.1})
         {'dropout': 0.1, 'causal': True}
     """
-    from spectralmix.registry import token_mixer_kwargs_dict
-
     mixer = get_token_mixer(token_mixer)
     kwargs = token_mixer_kwargs_dict(token_mixer_kwargs)
     if takes_argument(mixer, "causal"):
