@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from types import MappingProxyType
 
 import keras
 from keras import ops
 
 from spectralmix import validation
+from spectralmix.backends import dft, spectral_core
 from spectralmix.layers import _checks
 from spectralmix.layers.hyena_filter import (
     HyenaFilter,
@@ -56,6 +58,8 @@ class HyenaOperator(keras.layers.Layer):
     filter `g_i` (`reverse_filter`) reaches the later tokens,
     `(h * u)_t = sum_{s ≤ t} h_{t-s} · u_s + sum_{s > t} g_{s-t-1} · u_s`, as one FFT
     convolution with the kernel `[h_0 … h_{N-1}, g_{N-1} … g_0]` of length `2N`.
+    `fft_impl="dft"` computes the same convolutions as products with the real-DFT matrices of
+    `2N` points instead (no FFT op: for ONNX and LiteRT export, `O(N² D)`).
 
     Any length: the filter is evaluated at the positions `0 … N - 1` of the input, with the
     time scale of `max_sequence_length` (the authors' table for `max_sequence_length` tokens,
@@ -98,6 +102,11 @@ class HyenaOperator(keras.layers.Layer):
         normalized: whether each filter position is divided by its L1 norm over the channels.
         kernel_initializer: initializer of the input and output projection kernels.
         bias_initializer: initializer of the input and output projection biases.
+        fft_impl: how the long convolutions' transforms of `2N` points are computed: `"fft"`
+            (the framework's FFT, default), `"dft"` (matmuls against the cos/sin matrices of
+            `2N` points: the same function, no FFT op, for export) or `"auto"` (the DFT when
+            `2N` is at most the length measured faster on this backend's CPU); see
+            `AdaptiveSpectralFilter`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     The short convolution and the filters' FFN start as in the authors' code (PyTorch's
@@ -168,6 +177,7 @@ class HyenaOperator(keras.layers.Layer):
         normalized=False,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        fft_impl="fft",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -189,6 +199,7 @@ class HyenaOperator(keras.layers.Layer):
         self.normalized = _checks.boolean("normalized", normalized)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         self.supports_masking = True
 
     # --- weights ------------------------------------------------------------------------
@@ -293,6 +304,36 @@ class HyenaOperator(keras.layers.Layer):
         reverse = None if self.causal else self.reverse_filter(positions)
         return forward, reverse
 
+    def _long_conv(self, u, h, g, length):
+        """`_fft_conv` or `_dft_conv`, as `fft_impl` picks for a transform of `2·length`."""
+        if spectral_core(self.fft_impl, 2 * length).name == "dft":
+            return self._dft_conv(u, h, g, length)
+        return self._fft_conv(u, h, g, length)
+
+    @staticmethod
+    def _dft_conv(u, h, g, length):
+        """`_fft_conv` as matmuls against the orthonormal real-DFT matrices of `2·length`
+        points (`spectralmix.backends.dft`): `u`'s zero half drops out of its transform, and
+        only the first `length` outputs are computed."""
+        dtype = u.dtype
+        forward, inverse = dft.rdft_matrices(2 * length, dtype)  # (2K, 2L), (2L, 2K); K = L + 1
+        bins = length + 1
+        tail = ops.zeros_like(h) if g is None else ops.flip(g, axis=0)
+        kernel = ops.concatenate([h, tail], axis=0)  # (2L, D)
+        # The batched operand first: TFLite's converter turns `einsum(matrix, batched)` with a
+        # dynamic batch into a reshape of static shape (-1, ...), which LiteRT cannot load.
+        spectrum = ops.einsum("bnd,kn->bkd", u, forward[:, :length])
+        kernel_spectrum = ops.einsum("nd,kn->kd", kernel, forward)
+        u_re, u_im = spectrum[:, :bins], spectrum[:, bins:]
+        h_re, h_im = kernel_spectrum[:bins], kernel_spectrum[bins:]
+        product = ops.concatenate([u_re * h_re - u_im * h_im, u_re * h_im + u_im * h_re], axis=1)
+        # Orthonormal transforms: the product of two spectra is the convolution's over √(2L).
+        if isinstance(length, int):
+            scale = math.sqrt(2 * length)
+        else:
+            scale = ops.sqrt(ops.cast(2 * length, dtype))
+        return ops.einsum("bkd,nk->bnd", product, inverse[:length]) * scale
+
     @staticmethod
     def _fft_conv(u, h, g, length):
         """`sum_{s ≤ t} h_{t-s} u_s (+ sum_{s > t} g_{s-t-1} u_s)` for `t < length`, by FFT
@@ -327,7 +368,7 @@ class HyenaOperator(keras.layers.Layer):
             if token_weight is not None:
                 u = u * token_weight
             g = None if reverse is None else self._per_convolution(reverse, i)
-            z = self._fft_conv(u, self._per_convolution(forward, i), g, length)
+            z = self._long_conv(u, self._per_convolution(forward, i), g, length)
             z = z + self._per_convolution(self.skip, i) * u
         y = self.out_projection(ops.cast(self._stream(q, 0) * z, self.compute_dtype))
         if token_weight is not None:
@@ -439,9 +480,9 @@ class HyenaOperator(keras.layers.Layer):
                 z = ops.matmul(ones, history * taken[None])
             elif isinstance(start, int):
                 end = start + steps
-                z = self._fft_conv(history[:, :end], h[:end], None, end)[:, start:]
+                z = self._long_conv(history[:, :end], h[:end], None, end)[:, start:]
             else:
-                full = self._fft_conv(history, h, None, max_length)
+                full = self._long_conv(history, h, None, max_length)
                 z = ops.slice(full, [0, start, 0], [ops.shape(u)[0], steps, self.channels])
             z = z + self._per_convolution(self.skip, i) * u
         y = self.out_projection(ops.cast(self._stream(q, 0) * z, self.compute_dtype))
@@ -480,6 +521,7 @@ class HyenaOperator(keras.layers.Layer):
             "normalized": self.normalized,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "fft_impl": self.fft_impl,
         }
 
     @staticmethod
