@@ -221,7 +221,9 @@ def _dft_filter(x, filter_re, filter_im, length):
     """The same as `_fft_filter` as two matmuls (`spectralmix.backends.dft`), `W` `(K, D)`."""
     forward, inverse = dft.rdft_matrices(length, x.dtype)  # (2K, N), (N, 2K), orthonormal
     num_bins = length // 2 + 1
-    # einsum, not matmul: Keras 3.15's torch matmul computes float64 in float32.
-    spectrum = ops.einsum("kn,bnd->bkd", forward, x)
+    # einsum, not matmul: Keras 3.15's torch matmul computes float64 in float32. The batched
+    # operand first: TFLite's converter turns `einsum(matrix, batched)` with a dynamic batch
+    # into a reshape of static shape (-1, ...), which the LiteRT interpreter refuses to load.
+    spectrum = ops.einsum("bnd,kn->bkd", x, forward)
     re, im = complex_multiply(spectrum[:, :num_bins], spectrum[:, num_bins:], filter_re, filter_im)
-    return ops.einsum("nk,bkd->bnd", inverse, ops.concatenate([re, im], axis=1))
+    return ops.einsum("bkd,nk->bnd", ops.concatenate([re, im], axis=1), inverse)

@@ -381,11 +381,13 @@ def _dft_filter_2d(patches, filter_re, filter_im, height, width):
     scale = 1.0 / ops.cast(height, dtype)
     filter_re = ops.transpose(filter_re, (2, 1, 0)) * scale  # (h, K, D)
     filter_im = ops.transpose(filter_im, (2, 1, 0)) * scale
-    # einsum, not matmul: Keras 3.15's torch matmul computes float64 in float32.
-    spectrum = ops.einsum("kw,bhwd->bhkd", column_forward, patches)  # (B, h, 2K, D)
+    # einsum, not matmul: Keras 3.15's torch matmul computes float64 in float32. The batched
+    # operand first: TFLite's converter turns `einsum(matrix, batched)` with a dynamic batch
+    # into a reshape of static shape (-1, ...), which the LiteRT interpreter refuses to load.
+    spectrum = ops.einsum("bhwd,kw->bhkd", patches, column_forward)  # (B, h, 2K, D)
     stacked = ops.concatenate([spectrum[:, :, :bins], spectrum[:, :, bins:]], axis=1)
-    spectrum = ops.einsum("mh,bhkd->bmkd", row_forward, stacked)  # (B, 2h, K, D)
+    spectrum = ops.einsum("bhkd,mh->bmkd", stacked, row_forward)  # (B, 2h, K, D)
     re, im = complex_multiply(spectrum[:, :height], spectrum[:, height:], filter_re, filter_im)
-    mixed = ops.einsum("mh,bhkd->bmkd", row_inverse, ops.concatenate([re, im], axis=1))
+    mixed = ops.einsum("bhkd,mh->bmkd", ops.concatenate([re, im], axis=1), row_inverse)
     columns = ops.concatenate([mixed[:, :height], mixed[:, height:]], axis=2)  # (B, h, 2K, D)
-    return ops.einsum("wk,bhkd->bhwd", column_inverse, columns)
+    return ops.einsum("bhkd,wk->bhwd", columns, column_inverse)
