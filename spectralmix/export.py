@@ -17,6 +17,12 @@ weights are copied; the user's model is never changed. The cells marked — rais
 `KERAS_BACKEND=tensorflow python -m spectralmix.export model.keras PATH --format FORMAT`
 (`.keras` files load on every backend).
 
+A layer that cannot take part in a format declares the formats it exports to in a class
+attribute, `export_formats` (a token mixer that computes an FFT and has no `fft_impl="dft"`
+path: `export_formats = ("tf_saved_model",)`); exporting a model that holds one to another
+format raises a one-line `ValueError` naming the layer, the format, why and the formats it
+exports to, before anything is written. Every built-in token mixer exports to every format.
+
 The artifact is written to a temporary path in the target's directory and renamed into place
 only once complete (and, for ONNX, once `onnx.checker` accepts it), so a failed export leaves
 no partial file and an existing artifact at `path` stays whole.
@@ -221,6 +227,28 @@ def _check_path(path: Any, format: str) -> str:
             f"Received: path={path!r}"
         )
     return path
+
+
+def _check_export_formats(model, format: str) -> None:
+    """The first layer of `model` whose class declares `export_formats` without `format`
+    raises a one-line `ValueError`."""
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        formats = getattr(type(layer), "export_formats", FORMATS)
+        if isinstance(formats, str) or not set(formats) <= set(FORMATS):
+            raise ValueError(
+                f"`{type(layer).__qualname__}.export_formats` must be a tuple of formats from "
+                f"{list(FORMATS)}. Received: export_formats={formats!r}"
+            )
+        if format not in formats:
+            name = getattr(type(layer), "token_mixer_name", None)
+            what = f"token mixer {name!r}" if name else "layer"
+            raise ValueError(
+                f"`format={format!r}` cannot hold {what} {type(layer).__qualname__} "
+                f"({layer.name!r}): it computes an FFT and has no fft_impl='dft' form, and "
+                f"spectralmix writes {format} without FFT ops (tf2onnx and LiteRT convert no "
+                f"real FFT); it exports to {list(formats)} (its export_formats). "
+                f"Received: format={format!r}"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,8 +487,9 @@ def export(model, path, format="tf_saved_model", *, input_shape=None):
         The absolute path written.
 
     Raises:
-        ValueError: a bad argument, or a format the active backend cannot write (the message
-            names the alternatives).
+        ValueError: a bad argument, a format the active backend cannot write (the message
+            names the alternatives), or a layer of the model that declares it cannot be
+            exported to `format` (`export_formats`; the message names it).
         TypeError: `model` is not a `keras.Model`, or `path` is not a path.
         ImportError: an exporter module the route needs (tf2onnx, onnx, onnxscript) is not
             installed; the message names it and the `export` extra.
@@ -479,6 +508,7 @@ def export(model, path, format="tf_saved_model", *, input_shape=None):
         )
     path = _check_path(path, format)
     spec = _input_spec(model, input_shape)
+    _check_export_formats(model, format)
     _require_dependencies(backend, format)
     target = with_fft_impl(model, "dft") if format in _NEEDS_DFT else model
 

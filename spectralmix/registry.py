@@ -25,6 +25,10 @@ itself, next to its formula; every declaration is optional:
 - `training_bytes_per_example(length, num_heads)` (static method): the memory one training
   example needs beyond what grows linearly with the length (attention's scores); the arena
   plans gradient accumulation from it. Without it the mixer's memory is taken as linear.
+- `export_formats` (tuple of `spectralmix.export.FORMATS`, default all): the formats
+  `spectralmix.export` may write the mixer to; a mixer that computes an FFT and has no
+  `fft_impl="dft"` path declares `("tf_saved_model",)` (ONNX and LiteRT exports hold no FFT),
+  and exporting it to another format raises a one-line `ValueError`.
 
 Example:
     >>> import keras

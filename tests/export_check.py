@@ -1,10 +1,11 @@
 """Runs an exported artifact in its target runtime alone: no Keras, no spectralmix.
 
-`python tests/export_check.py FORMAT ARTIFACT INPUTS.npz OUTPUTS.npz` loads the artifact with
-the runtime only (`tf.saved_model.load` for a SavedModel, onnxruntime for ONNX,
-`ai_edge_litert.interpreter` for LiteRT), feeds every array of INPUTS.npz (one per batch size)
-and writes the outputs under the same names, plus `imported`: which of keras / spectralmix /
-tensorflow / torch / jax ended up imported.
+`python tests/export_check.py FORMAT ARTIFACT INPUTS.npz OUTPUTS.npz [ARTIFACT INPUTS.npz
+OUTPUTS.npz ...]` loads each artifact with the runtime only (`tf.saved_model.load` for a
+SavedModel, onnxruntime for ONNX, `ai_edge_litert.interpreter` for LiteRT), feeds every array
+of its INPUTS.npz (one per batch size) and writes the outputs under the same names, plus
+`imported`: which of keras / spectralmix / tensorflow / torch / jax ended up imported. Several
+artifacts of one format share the process (and its runtime's import).
 
 Keras, spectralmix, JAX and PyTorch (and TensorFlow, except for a SavedModel) are blocked from
 importing before the runtime loads: `import tensorflow` alone would import Keras (and through
@@ -60,18 +61,21 @@ RUNTIMES = {"tf_saved_model": _saved_model, "onnx": _onnx, "litert": _litert}
 
 
 def main() -> None:
-    fmt, artifact, inputs, outputs = sys.argv[1:5]
+    fmt, *triples = sys.argv[1:]
+    if not triples or len(triples) % 3:
+        sys.exit(f"usage: {sys.argv[0]} FORMAT ARTIFACT INPUTS.npz OUTPUTS.npz [...]")
     blocked = ["keras", "spectralmix", "jax", "torch"]
     if fmt != "tf_saved_model":
         blocked.append("tensorflow")
     for name in blocked:
         sys.modules[name] = None  # `import name` now raises ImportError
-    run = RUNTIMES[fmt](artifact)
-    with np.load(inputs) as data:
-        results = {key: np.asarray(run(data[key])) for key in data.files}
-    watched = ("keras", "spectralmix", "tensorflow", "torch", "jax")
-    results["imported"] = np.array([m for m in watched if sys.modules.get(m) is not None])
-    np.savez(outputs, **results)
+    for artifact, inputs, outputs in zip(triples[::3], triples[1::3], triples[2::3], strict=True):
+        run = RUNTIMES[fmt](artifact)
+        with np.load(inputs) as data:
+            results = {key: np.asarray(run(data[key])) for key in data.files}
+        watched = ("keras", "spectralmix", "tensorflow", "torch", "jax")
+        results["imported"] = np.array([m for m in watched if sys.modules.get(m) is not None])
+        np.savez(outputs, **results)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,22 @@ Tests marked `export` (the `export` nox session: all three frameworks plus onnx,
 and ai-edge-litert) export two small models, an `FFTNetClassifier` (odd length, padding) and
 an `FFTNetViTImageClassifier` (v2 blocks), in every format this backend writes, then run each
 artifact in a fresh process that imports only the target runtime (`tests/export_check.py`) at
-two batch sizes and compare with the Keras model. A format this backend cannot write must
-raise a `ValueError` naming the alternatives, and the alternative it names (the `.keras` file
-exported under TensorFlow) is run through the same check.
+two batch sizes and compare with the Keras model. The newer token mixers are exported the same
+way, each in the model it serves in (`MIXER_MODELS`: GFNet's 1-D and 2-D filters, Hyena
+bidirectional in a classifier and causal in an `FFTNetCausalLM`, causal attention in an
+`FFTNetCausalLM`), their artifacts run in one runtime process per format. A format this
+backend cannot write must raise a `ValueError` naming the alternatives, and the alternative it
+names (the `.keras` file exported under TensorFlow) is run through the same check. A layer
+that declares it cannot be written to a format (`export_formats`) is refused in one line.
 
 The unmarked tests (argument errors, atomic writes, the DFT copy) need no runtime.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 import sys
 import types
@@ -26,11 +32,13 @@ import spectralmix
 from spectralmix import export as export_module
 from spectralmix.models import (
     FFTNetBackbone,
+    FFTNetCausalLM,
     FFTNetClassifier,
     FFTNetViTBackbone,
     FFTNetViTImageClassifier,
+    causal_mixer_kwargs,
 )
-from tests.helpers import BACKEND, assert_close, to_numpy
+from tests.helpers import BACKEND, assert_close, registered_mixers, to_numpy
 
 # torch's pytree deprecates `isinstance(spec, LeafSpec)`, which the ONNX exporter stack still
 # does (torch 2.13, onnxscript 0.7.2); not ours to fix.
@@ -61,39 +69,75 @@ def _sequence_model(**kwargs):
     return FFTNetClassifier(backbone=_sequence_backbone(**kwargs), num_classes=5)
 
 
-def _image_model():
+def _image_model(token_mixer="fftnet", **token_mixer_kwargs):
     backbone = FFTNetViTBackbone(
         image_size=8,
         patch_size=2,
         hidden_dim=16,
         num_layers=1,
         num_heads=2,
-        token_mixer_kwargs={"variant": "v2"},
+        token_mixer=token_mixer,
+        token_mixer_kwargs=token_mixer_kwargs,
         norm_first=True,
     )
     return FFTNetViTImageClassifier(backbone=backbone, num_classes=4)
 
 
-MODELS = {"sequence": _sequence_model, "image": _image_model}
+def _causal_lm(token_mixer, **token_mixer_kwargs):
+    backbone = FFTNetBackbone(
+        vocabulary_size=20,
+        max_sequence_length=12,
+        hidden_dim=16,
+        num_layers=1,
+        num_heads=2,
+        token_mixer=token_mixer,
+        token_mixer_kwargs=causal_mixer_kwargs(token_mixer, token_mixer_kwargs),
+        norm_first=True,
+    )
+    return FFTNetCausalLM(backbone=backbone)
+
+
+MODELS = {"sequence": _sequence_model, "image": lambda: _image_model(variant="v2")}
+
+#: Hyena with a small filter network (the default's 64 wide is not what is tested here).
+HYENA = {"filter_order": 8}
+
+#: The newer token mixers, each in a model it serves in: name -> (model factory, input kind).
+MIXER_MODELS = {
+    "gfnet": (lambda: _sequence_model(token_mixer="gfnet"), "sequence"),
+    "hyena_bidirectional": (
+        lambda: _sequence_model(token_mixer="hyena", token_mixer_kwargs={**HYENA, "causal": False}),
+        "sequence",
+    ),
+    "gfnet_2d": (lambda: _image_model("gfnet_2d"), "image"),
+    "hyena_lm": (lambda: _causal_lm("hyena", **HYENA), "tokens"),
+    "attention_lm": (lambda: _causal_lm("attention"), "tokens"),
+}
 
 
 def _inputs(kind: str, batch: int, rng) -> np.ndarray:
-    if kind == "sequence":
-        ids = rng.integers(1, 20, (batch, 15)).astype("int32")
-        ids[0, 11:] = 0  # padding: the mask flows through the exported graph too
+    if kind in ("sequence", "tokens"):
+        length = 15 if kind == "sequence" else 12
+        ids = rng.integers(1, 20, (batch, length)).astype("int32")
+        ids[0, length - 4 :] = 0  # padding: the mask flows through the exported graph too
         return ids
     return rng.standard_normal((batch, 8, 8, 3)).astype("float32")
 
 
-def _check_in_runtime(fmt: str, artifact: str, model, kind: str, tmp_path) -> None:
-    """Runs `artifact` alone in its runtime at batch 1 and 3; outputs equal the model's."""
+def _check_in_runtime(fmt: str, artifacts, tmp_path) -> None:
+    """Runs each artifact of `artifacts` (`{name: (path, model, input kind)}`) alone in its
+    runtime, one process for all, at batch 1 and 3; outputs equal the model's. Prints the
+    largest difference of each (`pytest -s` shows them)."""
     rng = np.random.default_rng(7)
-    inputs = {f"batch{b}": _inputs(kind, b, rng) for b in (1, 3)}
-    expected = {k: to_numpy(model(x)) for k, x in inputs.items()}
-    np.savez(tmp_path / "inputs.npz", **inputs)
+    expected, argv = {}, []
+    for name, (artifact, model, kind) in artifacts.items():
+        inputs = {f"batch{b}": _inputs(kind, b, rng) for b in (1, 3)}
+        expected[name] = {k: to_numpy(model(x)) for k, x in inputs.items()}
+        np.savez(tmp_path / f"{name}_inputs.npz", **inputs)
+        argv += [artifact, f"{name}_inputs.npz", f"{name}_outputs.npz"]
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "PYTHONPATH")}
     result = subprocess.run(
-        [sys.executable, CHECK, fmt, artifact, "inputs.npz", "outputs.npz"],
+        [sys.executable, CHECK, fmt, *argv],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -101,13 +145,16 @@ def _check_in_runtime(fmt: str, artifact: str, model, kind: str, tmp_path) -> No
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    with np.load(tmp_path / "outputs.npz") as outputs:
-        imported = set(outputs["imported"].tolist())
-        runtime_frameworks = {"tensorflow"} if fmt == "tf_saved_model" else set()
-        assert imported <= runtime_frameworks, imported
-        for key, want in expected.items():
-            assert outputs[key].shape == want.shape
-            assert_close(outputs[key], want, "export_float32")
+    runtime_frameworks = {"tensorflow"} if fmt == "tf_saved_model" else set()
+    for name, wanted in expected.items():
+        with np.load(tmp_path / f"{name}_outputs.npz") as outputs:
+            imported = set(outputs["imported"].tolist())
+            assert imported <= runtime_frameworks, (name, imported)
+            for key, want in wanted.items():
+                assert outputs[key].shape == want.shape, (name, key)
+                difference = float(np.abs(outputs[key] - want).max())
+                print(f"{BACKEND} -> {fmt}, {name} {key}: max |difference| {difference:.1e}")
+                assert_close(outputs[key], want, "export_float32")
 
 
 def _stale(path: str, fmt: str) -> None:
@@ -134,7 +181,19 @@ def test_export_runs_in_the_runtime_alone(tmp_path, fmt, kind):
     assert sorted(os.listdir(tmp_path)) == [TARGET[fmt]]  # no temporary left behind
     if fmt == "tf_saved_model":
         assert not os.path.exists(os.path.join(path, "stale"))
-    _check_in_runtime(fmt, path, model, kind, tmp_path)
+    _check_in_runtime(fmt, {kind: (path, model, kind)}, tmp_path)
+
+
+@pytest.mark.export
+@pytest.mark.parametrize("fmt", SUPPORTED)
+def test_new_token_mixers_export(tmp_path, fmt):
+    artifacts = {}
+    for name, (factory, kind) in MIXER_MODELS.items():
+        model = factory()
+        path = str(tmp_path / f"{name}_{TARGET[fmt]}")
+        assert spectralmix.export(model, path, fmt) == path
+        artifacts[name] = (path, model, kind)
+    _check_in_runtime(fmt, artifacts, tmp_path)
 
 
 if UNSUPPORTED:
@@ -157,7 +216,7 @@ if UNSUPPORTED:
             timeout=600,
         )
         assert result.returncode == 0, result.stderr[-4000:]
-        _check_in_runtime(fmt, path, model, "sequence", tmp_path)
+        _check_in_runtime(fmt, {"sequence": (path, model, "sequence")}, tmp_path)
 
 
 # -- no runtime needed ---------------------------------------------------------------------------
@@ -271,6 +330,46 @@ if NEEDS_EXPORTERS:
         assert os.listdir(tmp_path) == []
 
 
+class _FFTOnlyMixer(keras.layers.Layer):
+    """A toy token mixer with an FFT and no DFT path: `irfft(rfft(x))` along the tokens."""
+
+    export_formats = ("tf_saved_model",)
+
+    def call(self, inputs, mask=None, training=None):
+        x = keras.ops.transpose(inputs, (0, 2, 1))
+        y = keras.ops.irfft(keras.ops.rfft(x), fft_length=x.shape[-1])
+        return keras.ops.transpose(y, (0, 2, 1))
+
+    def get_config(self):
+        return {"name": self.name, "dtype": keras.dtype_policies.serialize(self.dtype_policy)}
+
+
+def test_a_mixer_without_a_dft_path_is_refused_in_one_line(tmp_path):
+    with registered_mixers({"fft_only": _FFTOnlyMixer}):
+        model = _sequence_model(token_mixer="fft_only")
+        for fmt in ("onnx", "litert"):
+            start = f"`format={fmt!r}` cannot hold token mixer 'fft_only' "
+            # Through `export` where this backend writes the format, else the check itself.
+            if fmt in SUPPORTED:
+                refuse = functools.partial(spectralmix.export, model, str(tmp_path / TARGET[fmt]))
+            else:
+                refuse = functools.partial(export_module._check_export_formats, model)
+            with pytest.raises(ValueError, match=f"^{re.escape(start)}") as error:
+                refuse(fmt)
+            message = str(error.value)
+            assert "\n" not in message
+            assert "has no fft_impl='dft' form" in message
+            assert "it exports to ['tf_saved_model'] (its export_formats)" in message
+            assert os.listdir(tmp_path) == []
+        export_module._check_export_formats(model, "tf_saved_model")  # passes
+        _FFTOnlyMixer.export_formats = "tf_saved_model"
+        try:
+            with pytest.raises(ValueError, match="export_formats='tf_saved_model'"):
+                export_module._check_export_formats(model, "tf_saved_model")
+        finally:
+            _FFTOnlyMixer.export_formats = ("tf_saved_model",)
+
+
 def _fft_impls(model):
     return {layer.fft_impl for layer in export_module._spectral_layers(model)}
 
@@ -318,6 +417,8 @@ def _mixer_kwargs(model):
         ("fftnet", {"variant": "v2", "modrelu_epsilon": 0.0}),
         ("fftnet", {"fft_impl": "fft"}),
         ("fnet", None),
+        ("gfnet", None),
+        ("hyena", {**HYENA, "causal": False}),
     ],
 )
 def test_dft_copy_rewrites_fft_impl_in_token_mixer_kwargs(mixer, kwargs):
