@@ -22,6 +22,9 @@ itself, next to its formula; every declaration is optional:
 - `model_parallel_layout` (dict): variable path suffix (a regular expression, e.g.
   `"query/kernel"`) → axes, with the string `"model"` where the model axis goes. `{}` means
   every weight is replicated. Without it a model-parallel layout map for the mixer raises.
+- `token_grid` (bool, default `False`): the mixer arranges the tokens on a square 2-D grid
+  (patches or pixels in raster order, optionally after a class token), like `"gfnet_2d"`;
+  only tasks whose tokens form such a grid (`Task.token_grid`) enter it.
 - `training_bytes_per_example(length, num_heads)` (static method): the memory one training
   example needs beyond what grows linearly with the length (attention's scores); the arena
   plans gradient accumulation from it. Without it the mixer's memory is taken as linear.
@@ -169,6 +172,11 @@ def token_mixer_kwargs_dict(value: Any) -> dict[str, Any]:
 def is_causal(name: str) -> bool:
     """Whether the registered mixer `name` declares itself causal."""
     return bool(getattr(get_token_mixer(name), "causal", False))
+
+
+def needs_token_grid(name: str) -> bool:
+    """Whether the registered mixer `name` arranges its tokens on a 2-D grid (`token_grid`)."""
+    return bool(getattr(get_token_mixer(name), "token_grid", False))
 
 
 def _check_mixer_class(name: str, cls: Any) -> None:

@@ -101,6 +101,7 @@ class GlobalFilter2D(keras.layers.Layer):
     """
 
     causal = False
+    token_grid = True
     model_arguments = ("max_sequence_length",)
     # The filter acts on each channel alone: its channel axis splits with no communication.
     model_parallel_layout = MappingProxyType(

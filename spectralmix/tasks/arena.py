@@ -231,11 +231,9 @@ def run(
 
 
 def _refusal(task: harness.Task, model: str) -> str | None:
-    """Why `task` refuses token mixer `model` (its `check_model`'s message), or None."""
-    if task.check_model is None:
-        return None
+    """Why `task` refuses token mixer `model` (`harness.check_entry`'s message), or None."""
     try:
-        task.check_model(model)
+        harness.check_entry(task, model)
     except ValueError as error:
         return " ".join(str(error).split())
     return None

@@ -90,6 +90,7 @@ def task(
         model_defaults=MODEL_DEFAULTS,
         train_defaults=TRAIN_DEFAULTS,
         sequence_length=(28 // PATCH_SIZE) ** 2 + 1,
+        token_grid=True,
         source={
             "data": directory,
             "seed": seed,

@@ -86,6 +86,9 @@ class Task:
         check_model: `check_model(model)` raises `ValueError` (one line, naming the mixer)
             for a registered token mixer the task cannot use, e.g. a non-causal one for a
             language model; or None: every mixer.
+        token_grid: whether the tokens are a square grid in raster order (pixels or patches,
+            optionally after a class token), so mixers that need a grid (a mixer's
+            `token_grid` declaration, e.g. `"gfnet_2d"`) may enter.
     """
 
     name: str
@@ -102,6 +105,7 @@ class Task:
     batches: Callable[..., Any] | None = None
     score: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
     check_model: Callable[[str], None] | None = None
+    token_grid: bool = False
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -202,6 +206,23 @@ def sequence_classifier(task_name: str, *, vocabulary_size: int, num_classes: in
         )
 
     return build_model
+
+
+def check_entry(task: Task, model: str) -> None:
+    """Raises a one-line `ValueError` if `task` cannot train registered token mixer `model`:
+    a mixer that needs a token grid on a task whose tokens are not one, or the task's own
+    `check_model` refusal (e.g. a non-causal mixer for a language model)."""
+    from spectralmix.registry import needs_token_grid
+
+    if needs_token_grid(model) and not task.token_grid:
+        raise ValueError(
+            f"Token mixer {model!r} arranges the tokens on a square 2-D grid, and the "
+            f"{task.name} task's {task.sequence_length:,} tokens are not one (a sequence); "
+            "use a sequence mixer such as 'gfnet'. "
+            f"Received: model={model!r}, task={task.name!r}"
+        )
+    if task.check_model is not None:
+        task.check_model(model)
 
 
 def first_examples(task: Task, counts: Mapping[str, int]) -> Task:
@@ -505,8 +526,7 @@ def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, An
     if augment and task.augment is None:
         raise ValueError(f"The {task.name} task has no augmentation. Received: augment=True")
     model = get_token_mixer(model).token_mixer_name
-    if task.check_model is not None:
-        task.check_model(model)
+    check_entry(task, model)
     accumulate = validation.positive_int("accumulate", given["accumulate"])
     if batch_size % accumulate:
         raise ValueError(

@@ -108,6 +108,7 @@ def task(
         model_defaults=MODEL_DEFAULTS,
         train_defaults=TRAIN_DEFAULTS,
         sequence_length=IMAGE_SIZE * IMAGE_SIZE,
+        token_grid=True,
         source={
             "data": directory,
             "seed": seed,

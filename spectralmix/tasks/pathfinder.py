@@ -78,6 +78,7 @@ def task(
         model_defaults=MODEL_DEFAULTS,
         train_defaults=TRAIN_DEFAULTS,
         sequence_length=size * size,
+        token_grid=True,
         source=source,
     )
 

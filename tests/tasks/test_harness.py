@@ -296,3 +296,21 @@ def test_a_task_can_refuse_a_mixer_before_anything_is_loaded(tmp_path):
     task = _toy_task(check_model=refuse, load=load)
     with pytest.raises(ValueError, match="Received: model='fnet'"):
         harness.train(task, str(tmp_path / "r"), model="fnet", verbose=0)
+
+
+def test_a_grid_mixer_enters_only_tasks_whose_tokens_are_a_grid(tmp_path):
+    def load(limit):
+        raise AssertionError("loaded")
+
+    with pytest.raises(ValueError, match="not one .a sequence.*model='gfnet_2d'"):
+        harness.train(_toy_task(load=load), str(tmp_path / "r"), model="gfnet_2d", verbose=0)
+    harness.check_entry(_toy_task(token_grid=True), "gfnet_2d")  # 16 tokens: a 4x4 grid
+    harness.check_entry(_toy_task(), "gfnet")  # a sequence mixer enters either
+
+
+def test_a_grid_mixer_trains_on_a_grid_task(tmp_path):
+    metrics = harness.train(
+        _toy_task(token_grid=True), str(tmp_path / "r"), model="gfnet_2d", verbose=0
+    )
+    assert metrics["model"] == "gfnet_2d"
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
