@@ -544,10 +544,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import spectralmix.layers
     import spectralmix.models  # noqa: F401  (registers the classes a .keras file names)
+    from spectralmix.validation import one_line
 
-    model = keras.saving.load_model(args.model)
     shape = tuple(args.input_shape) if args.input_shape else None
-    print(export(model, args.path, args.format, input_shape=shape))
+    try:
+        model = keras.saving.load_model(args.model)
+        print(export(model, args.path, args.format, input_shape=shape))
+    except (ValueError, TypeError) as error:  # a bad model, format or path: one line, status 2
+        parser.error(one_line(error))
+    except (OSError, ImportError) as error:  # the environment: one line, status 1
+        parser.exit(1, f"{parser.prog}: error: {one_line(error)}\n")
 
 
 class _CallableModule(types.ModuleType):

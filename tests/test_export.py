@@ -451,3 +451,15 @@ def test_dft_copy_of_a_backbone_and_of_a_model_without_ffts():
     attention = _sequence_model(token_mixer="attention")
     assert export_module.with_fft_impl(attention, "dft") is attention  # nothing to switch
     assert attention.backbone.token_mixer_kwargs == {}
+
+
+def test_command_line_errors_are_one_line(tmp_path, capsys):
+    model = _sequence_model()
+    model.save(tmp_path / "model.keras")
+    target = str(tmp_path / "missing" / TARGET[SUPPORTED[0]])
+    with pytest.raises(SystemExit) as exit_info:
+        spectralmix.export.main([str(tmp_path / "model.keras"), target])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "error: `path`'s directory does not exist" in lines[-1]
+    assert not any("Traceback" in line for line in lines)
