@@ -154,9 +154,10 @@ class FFTNetCausalLM(Task):
             seed: the sampling seed (an int).
 
         Raises:
-            TypeError / ValueError, at the call (before the first byte), for bad arguments,
-            a prompt and `max_new_bytes` beyond `max_sequence_length`, or a mixer without
-            `call_with_cache`.
+            TypeError: for a prompt that is neither bytes nor str, or a seed that is no int.
+            ValueError: for an empty prompt, bad `max_new_bytes` or `temperature`, a prompt
+                and `max_new_bytes` beyond `max_sequence_length`, or a mixer without
+                `call_with_cache`; all at the call, before the first byte.
         """
         if isinstance(prompt, str):
             prompt = prompt.encode("utf-8")
