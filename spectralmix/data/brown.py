@@ -57,7 +57,6 @@ Examples:
 
 from __future__ import annotations
 
-import glob
 import gzip
 import math
 import os
@@ -69,7 +68,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spectralmix.data.spam_assassin import cache_dir
+from spectralmix.data import npm_package
+from spectralmix.data.npm_package import cache_dir
 from spectralmix.validation import one_line
 
 __all__ = [
@@ -133,47 +133,21 @@ class Document(NamedTuple):
 
 
 def _how_to_get() -> str:
-    return (
-        f"get it with `mkdir -p {cache_dir()} && cd {cache_dir()} && {FETCH_COMMAND}` "
-        f"(or run `{FETCH_COMMAND}` anywhere and pass the .tgz as path= or set {ENV_VAR} to it)"
-    )
-
-
-def _version_key(path: str) -> tuple:
-    match = re.search(r"-(\d+(?:\.\d+)*)\.tgz$", path)
-    return (tuple(int(p) for p in match.group(1).split(".")) if match else (), path)
-
-
-def _in_directory(directory: str) -> str | None:
-    """The package directory or newest tarball that `directory` holds, else None."""
-    if os.path.isfile(os.path.join(directory, _INDEX)):
-        return directory
-    if os.path.isfile(os.path.join(directory, "package", _INDEX)):
-        return os.path.join(directory, "package")
-    tarballs = sorted(glob.glob(os.path.join(glob.escape(directory), TARBALL_PATTERN)))
-    return max(tarballs, key=_version_key) if tarballs else None
+    return npm_package.how_to_get(FETCH_COMMAND, ENV_VAR)
 
 
 def locate(path: str | os.PathLike | None = None) -> str:
     """The tarball or package directory to read: `path`, else `$SPECTRALMIX_BROWN` (when set
     and not empty), else `cache_dir()`. A place asked for explicitly (argument or environment
     variable) that holds no corpus is an error: there is no fall-back past it."""
-    if path is not None:
-        place, source = os.fspath(path), f"path={os.fspath(path)!r}"
-    elif os.environ.get(ENV_VAR):
-        place, source = os.environ[ENV_VAR], f"{ENV_VAR}={os.environ[ENV_VAR]!r}"
-    else:
-        place, source = cache_dir(), f"the cache directory {cache_dir()!r}"
-    if os.path.isfile(place):
-        return place
-    found = _in_directory(place) if os.path.isdir(place) else None
-    if found is None:
-        what = "holds no" if os.path.isdir(place) else "does not exist: expected a"
-        raise ValueError(
-            f"Brown corpus not found: {source} {what} {TARBALL_PATTERN} or extracted "
-            f"package directory; {_how_to_get()}"
-        )
-    return found
+    return npm_package.locate(
+        path,
+        title="Brown corpus",
+        env_var=ENV_VAR,
+        tarball_pattern=TARBALL_PATTERN,
+        marker=_INDEX,
+        fetch_command=FETCH_COMMAND,
+    )
 
 
 def _words(line: str, where: str) -> tuple[list[str], bool]:

@@ -51,7 +51,6 @@ Examples:
 
 from __future__ import annotations
 
-import glob
 import gzip
 import json
 import math
@@ -65,6 +64,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from spectralmix.data import npm_package
+from spectralmix.data.npm_package import cache_dir  # noqa: F401  (public: the standard place)
 from spectralmix.validation import one_line
 
 #: The environment variable naming the tarball or an extracted package directory.
@@ -94,54 +95,22 @@ class Email(NamedTuple):
     id: str
 
 
-def cache_dir() -> str:
-    """The standard place: `$XDG_CACHE_HOME/spectralmix`, else `~/.cache/spectralmix`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "spectralmix")
-
-
 def _how_to_get() -> str:
-    return (
-        f"get it with `mkdir -p {cache_dir()} && cd {cache_dir()} && {FETCH_COMMAND}` "
-        f"(or run `{FETCH_COMMAND}` anywhere and pass the .tgz as path= or set {ENV_VAR} to it)"
-    )
-
-
-def _version_key(path: str) -> tuple:
-    match = re.search(r"-(\d+(?:\.\d+)*)\.tgz$", path)
-    return (tuple(int(p) for p in match.group(1).split(".")) if match else (), path)
-
-
-def _in_directory(directory: str) -> str | None:
-    """The package directory or newest tarball that `directory` holds, else None."""
-    if os.path.isfile(os.path.join(directory, _FILE_LIST)):
-        return directory
-    if os.path.isfile(os.path.join(directory, "package", _FILE_LIST)):
-        return os.path.join(directory, "package")
-    tarballs = sorted(glob.glob(os.path.join(glob.escape(directory), TARBALL_PATTERN)))
-    return max(tarballs, key=_version_key) if tarballs else None
+    return npm_package.how_to_get(FETCH_COMMAND, ENV_VAR)
 
 
 def locate(path: str | os.PathLike | None = None) -> str:
-    """The tarball or package directory to read: `path`, else `$SPECTRALMIX_SPAM_ASSASSIN`
-    (when set and not empty), else `cache_dir()`. A place asked for explicitly (argument or
-    environment variable) that holds no corpus is an error: there is no fall-back past it."""
-    if path is not None:
-        place, source = os.fspath(path), f"path={os.fspath(path)!r}"
-    elif os.environ.get(ENV_VAR):
-        place, source = os.environ[ENV_VAR], f"{ENV_VAR}={os.environ[ENV_VAR]!r}"
-    else:
-        place, source = cache_dir(), f"the cache directory {cache_dir()!r}"
-    if os.path.isfile(place):
-        return place
-    found = _in_directory(place) if os.path.isdir(place) else None
-    if found is None:
-        what = "holds no" if os.path.isdir(place) else "does not exist: expected a"
-        raise ValueError(
-            f"SpamAssassin corpus not found: {source} {what} {TARBALL_PATTERN} or extracted "
-            f"package directory; {_how_to_get()}"
-        )
-    return found
+    """The tarball or package directory to read: `path`, else `$SPECTRALMIX_SPAM_ASSASSIN` (when set
+    and not empty), else `cache_dir()`. A place asked for explicitly (argument or environment
+    variable) that holds no corpus is an error: there is no fall-back past it."""
+    return npm_package.locate(
+        path,
+        title="SpamAssassin corpus",
+        env_var=ENV_VAR,
+        tarball_pattern=TARBALL_PATTERN,
+        marker=_FILE_LIST,
+        fetch_command=FETCH_COMMAND,
+    )
 
 
 def strip_headers(message: bytes) -> bytes:
