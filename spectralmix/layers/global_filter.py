@@ -35,6 +35,22 @@ def fresh(initializer):
     return initializer.__class__.from_config(initializer.get_config())
 
 
+def add_complex_weight(layer, name, shape, real_initializer, imag_initializer):
+    """A complex weight of `layer` as two real float32 weights `{name}_real`, `{name}_imag`
+    (the spectral island's dtype, `autocast=False`: a mixed-precision call sees them float32,
+    not bf16/fp16); each draws from its own fresh initializer."""
+    return tuple(
+        layer.add_weight(
+            name=f"{name}_{part}",
+            shape=shape,
+            initializer=fresh(initializer),
+            dtype=_checks.island_dtype(layer.dtype_policy),
+            autocast=False,
+        )
+        for part, initializer in (("real", real_initializer), ("imag", imag_initializer))
+    )
+
+
 def complex_multiply(re, im, filter_re, filter_im):
     """`(re + i·im) · (filter_re + i·filter_im)` as a `(real, imag)` pair."""
     return re * filter_re - im * filter_im, re * filter_im + im * filter_re
@@ -145,22 +161,12 @@ class GlobalFilter(keras.layers.Layer):
                     f"known at build time. Received: input_shape={shape}"
                 )
             self.max_sequence_length = int(shape[1])
-        filter_shape = (self.max_sequence_length // 2 + 1, shape[-1])
-        island = _checks.island_dtype(self.dtype_policy)
-        # autocast=False: a mixed-precision call must see these float32, not bf16/fp16.
-        self.filter_real = self.add_weight(
-            name="filter_real",
-            shape=filter_shape,
-            initializer=fresh(self.real_initializer),
-            dtype=island,
-            autocast=False,
-        )
-        self.filter_imag = self.add_weight(
-            name="filter_imag",
-            shape=filter_shape,
-            initializer=fresh(self.imag_initializer),
-            dtype=island,
-            autocast=False,
+        self.filter_real, self.filter_imag = add_complex_weight(
+            self,
+            "filter",
+            (self.max_sequence_length // 2 + 1, shape[-1]),
+            self.real_initializer,
+            self.imag_initializer,
         )
 
     def _filter(self, length):

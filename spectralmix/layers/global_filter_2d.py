@@ -12,7 +12,11 @@ from keras import ops
 from spectralmix import ops as spectral_ops
 from spectralmix.backends import dft, spectral_core
 from spectralmix.layers import _checks
-from spectralmix.layers.global_filter import complex_multiply, filter_initializer, fresh
+from spectralmix.layers.global_filter import (
+    add_complex_weight,
+    complex_multiply,
+    filter_initializer,
+)
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
@@ -136,22 +140,12 @@ class GlobalFilter2D(keras.layers.Layer):
         tokens = self.max_sequence_length or shape[1]
         self.class_token, self.grid_shape = _layout(self.grid_shape, self.class_token, tokens)
         height, width = self.grid_shape
-        filter_shape = (height, width // 2 + 1, shape[-1])
-        island = _checks.island_dtype(self.dtype_policy)
-        # autocast=False: a mixed-precision call must see these float32, not bf16/fp16.
-        self.filter_2d_real = self.add_weight(
-            name="filter_2d_real",
-            shape=filter_shape,
-            initializer=fresh(self.real_initializer),
-            dtype=island,
-            autocast=False,
-        )
-        self.filter_2d_imag = self.add_weight(
-            name="filter_2d_imag",
-            shape=filter_shape,
-            initializer=fresh(self.imag_initializer),
-            dtype=island,
-            autocast=False,
+        self.filter_2d_real, self.filter_2d_imag = add_complex_weight(
+            self,
+            "filter_2d",
+            (height, width // 2 + 1, shape[-1]),
+            self.real_initializer,
+            self.imag_initializer,
         )
 
     def _grid(self, patches):
