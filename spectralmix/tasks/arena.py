@@ -297,7 +297,8 @@ def table(cells: Sequence[dict[str, Any]]) -> str:
 def _unfinished(c: dict[str, Any]) -> str:
     """What the table says of a pair that has no score."""
     if c["status"] == "not_entered":
-        return f"not entered: {c['reason'][:160]}"
+        # Its first clause ("... is not causal ..."); results.json keeps the whole reason.
+        return f"not entered: {c['reason'].split('; ')[0].split('. Received:')[0]}"
     if c["status"] == "out_of_memory":
         return (
             f"out of memory at {c['sequence_length']:,} tokens, measured "
