@@ -458,7 +458,7 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     model.save(tmp_path / "model.keras")
     target = str(tmp_path / "missing" / TARGET[SUPPORTED[0]])
     with pytest.raises(SystemExit) as exit_info:
-        spectralmix.export.main([str(tmp_path / "model.keras"), target])
+        spectralmix.export.main([str(tmp_path / "model.keras"), target, "--format", SUPPORTED[0]])
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert "error: `path`'s directory does not exist" in lines[-1]
