@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 
@@ -51,3 +52,43 @@ def test_missing_package_names_the_place_and_how_to_get_it(tmp_path, monkeypatch
     assert "SPECTRALMIX_TOY" in message
     with pytest.raises(ValueError, match="does not exist: expected a toy-corpus-"):
         npm_package.locate(tmp_path / "missing", **ARGS)
+
+
+def _tarball(path, members):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+READ = {
+    "marker": "index.json",
+    "member": re.compile(r"package/data/(\w+)\.txt"),
+    "parse_marker": lambda raw, where: (raw.decode(), where),
+    "package": "toy-corpus",
+    "fetch_command": "npm pack toy-corpus",
+    "env_var": "SPECTRALMIX_TOY",
+}
+
+
+def test_read_tarball_parses_the_marker_and_keys_members_by_their_group(tmp_path):
+    path = str(tmp_path / "toy-corpus-1.0.0.tgz")
+    members = {"package/index.json": b"[]", "package/data/a1.txt": b"A", "package/x.md": b"-"}
+    _tarball(path, members)
+    marker, found = npm_package.read_tarball(path, **READ)
+    assert marker == ("[]", f"{path!r} member package/index.json")
+    assert found == {"a1": b"A"}
+
+
+def test_read_tarball_names_a_file_that_is_not_the_package(tmp_path):
+    path = str(tmp_path / "other.tgz")
+    _tarball(path, {"package/data/a1.txt": b"A"})
+    with pytest.raises(ValueError, match=r"has no package/index.json: it is not the toy-corpus"):
+        npm_package.read_tarball(path, **READ)
+    (tmp_path / "bad.tgz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match=r"bad.tgz' is not a readable .tgz"):
+        npm_package.read_tarball(str(tmp_path / "bad.tgz"), **READ)
