@@ -13,11 +13,10 @@ from spectralmix.backends import dft, spectral_core
 from spectralmix.layers import _checks
 from spectralmix.layers.hyena_filter import (
     HyenaFilter,
-    check_emb_dim,
-    check_shift,
-    check_target,
+    filter_options,
     pytorch_default_bias_initializer,
     pytorch_default_kernel_initializer,
+    set_filter_options,
 )
 
 #: FLOPs of one `Sin` activation per element: the frequency multiply (1) and the sine, counted
@@ -186,17 +185,20 @@ class HyenaOperator(keras.layers.Layer):
         )
         self.order = validation.integer("order", order, minimum=2)
         self.causal = _checks.boolean("causal", causal)
-        self.filter_order = _checks.positive_int("filter_order", filter_order)
-        self.emb_dim = check_emb_dim(emb_dim)
-        self.num_inner_mlps = validation.integer("num_inner_mlps", num_inner_mlps, minimum=0)
         self.short_filter_order = _checks.positive_int("short_filter_order", short_filter_order)
-        self.sine_frequency = _checks.positive_float("sine_frequency", sine_frequency)
-        self.modulate = _checks.boolean("modulate", modulate)
-        self.fast_decay_pct = _checks.positive_float("fast_decay_pct", fast_decay_pct)
-        self.slow_decay_pct = _checks.positive_float("slow_decay_pct", slow_decay_pct)
-        self.target = check_target(target)
-        self.shift = check_shift(shift)
-        self.normalized = _checks.boolean("normalized", normalized)
+        set_filter_options(
+            self,
+            filter_order=filter_order,
+            emb_dim=emb_dim,
+            num_inner_mlps=num_inner_mlps,
+            sine_frequency=sine_frequency,
+            modulate=modulate,
+            fast_decay_pct=fast_decay_pct,
+            slow_decay_pct=slow_decay_pct,
+            target=target,
+            shift=shift,
+            normalized=normalized,
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
@@ -208,16 +210,7 @@ class HyenaOperator(keras.layers.Layer):
         return HyenaFilter(
             channels=self.channels * (self.order - 1),
             max_sequence_length=self.max_sequence_length,
-            filter_order=self.filter_order,
-            emb_dim=self.emb_dim,
-            num_inner_mlps=self.num_inner_mlps,
-            sine_frequency=self.sine_frequency,
-            modulate=self.modulate,
-            fast_decay_pct=self.fast_decay_pct,
-            slow_decay_pct=self.slow_decay_pct,
-            target=self.target,
-            shift=self.shift,
-            normalized=self.normalized,
+            **filter_options(self),
             dtype=_checks.island_dtype(self.dtype_policy),
             name=name,
         )
@@ -508,17 +501,8 @@ class HyenaOperator(keras.layers.Layer):
             "max_sequence_length": self.max_sequence_length,
             "order": self.order,
             "causal": self.causal,
-            "filter_order": self.filter_order,
-            "emb_dim": self.emb_dim,
-            "num_inner_mlps": self.num_inner_mlps,
             "short_filter_order": self.short_filter_order,
-            "sine_frequency": self.sine_frequency,
-            "modulate": self.modulate,
-            "fast_decay_pct": self.fast_decay_pct,
-            "slow_decay_pct": self.slow_decay_pct,
-            "target": self.target,
-            "shift": self.shift,
-            "normalized": self.normalized,
+            **filter_options(self),
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             "fft_impl": self.fft_impl,

@@ -117,16 +117,19 @@ class HyenaFilter(keras.layers.Layer):
         super().__init__(**kwargs)
         self.channels = _checks.positive_int("channels", channels)
         self.max_sequence_length = _checks.positive_int("max_sequence_length", max_sequence_length)
-        self.filter_order = _checks.positive_int("filter_order", filter_order)
-        self.emb_dim = check_emb_dim(emb_dim)
-        self.num_inner_mlps = validation.integer("num_inner_mlps", num_inner_mlps, minimum=0)
-        self.sine_frequency = _checks.positive_float("sine_frequency", sine_frequency)
-        self.modulate = _checks.boolean("modulate", modulate)
-        self.fast_decay_pct = _checks.positive_float("fast_decay_pct", fast_decay_pct)
-        self.slow_decay_pct = _checks.positive_float("slow_decay_pct", slow_decay_pct)
-        self.target = check_target(target)
-        self.shift = check_shift(shift)
-        self.normalized = _checks.boolean("normalized", normalized)
+        set_filter_options(
+            self,
+            filter_order=filter_order,
+            emb_dim=emb_dim,
+            num_inner_mlps=num_inner_mlps,
+            sine_frequency=sine_frequency,
+            modulate=modulate,
+            fast_decay_pct=fast_decay_pct,
+            slow_decay_pct=slow_decay_pct,
+            target=target,
+            shift=shift,
+            normalized=normalized,
+        )
         self.kernel_initializer = _optional_initializer(kernel_initializer)
         self.bias_initializer = _optional_initializer(bias_initializer)
 
@@ -199,19 +202,62 @@ class HyenaFilter(keras.layers.Layer):
             **super().get_config(),
             "channels": self.channels,
             "max_sequence_length": self.max_sequence_length,
-            "filter_order": self.filter_order,
-            "emb_dim": self.emb_dim,
-            "num_inner_mlps": self.num_inner_mlps,
-            "sine_frequency": self.sine_frequency,
-            "modulate": self.modulate,
-            "fast_decay_pct": self.fast_decay_pct,
-            "slow_decay_pct": self.slow_decay_pct,
-            "target": self.target,
-            "shift": self.shift,
-            "normalized": self.normalized,
+            **filter_options(self),
             "kernel_initializer": _serialize_optional(self.kernel_initializer),
             "bias_initializer": _serialize_optional(self.bias_initializer),
         }
+
+
+#: The implicit filter's own arguments: `HyenaOperator` takes them too and passes them on.
+FILTER_OPTIONS = (
+    "filter_order",
+    "emb_dim",
+    "num_inner_mlps",
+    "sine_frequency",
+    "modulate",
+    "fast_decay_pct",
+    "slow_decay_pct",
+    "target",
+    "shift",
+    "normalized",
+)
+
+
+def set_filter_options(
+    layer,
+    *,
+    filter_order,
+    emb_dim,
+    num_inner_mlps,
+    sine_frequency,
+    modulate,
+    fast_decay_pct,
+    slow_decay_pct,
+    target,
+    shift,
+    normalized,
+):
+    """Checks the `FILTER_OPTIONS` (a bad one is a `ValueError` naming it and its value) and
+    sets them as attributes of `layer`."""
+    checked = {
+        "filter_order": _checks.positive_int("filter_order", filter_order),
+        "emb_dim": check_emb_dim(emb_dim),
+        "num_inner_mlps": validation.integer("num_inner_mlps", num_inner_mlps, minimum=0),
+        "sine_frequency": _checks.positive_float("sine_frequency", sine_frequency),
+        "modulate": _checks.boolean("modulate", modulate),
+        "fast_decay_pct": _checks.positive_float("fast_decay_pct", fast_decay_pct),
+        "slow_decay_pct": _checks.positive_float("slow_decay_pct", slow_decay_pct),
+        "target": check_target(target),
+        "shift": check_shift(shift),
+        "normalized": _checks.boolean("normalized", normalized),
+    }
+    for name, value in checked.items():
+        setattr(layer, name, value)
+
+
+def filter_options(layer) -> dict:
+    """`layer`'s `FILTER_OPTIONS` as keyword arguments (for a config or a `HyenaFilter`)."""
+    return {name: getattr(layer, name) for name in FILTER_OPTIONS}
 
 
 def check_emb_dim(value):
