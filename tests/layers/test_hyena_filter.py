@@ -186,3 +186,20 @@ def test_bad_arguments(kwargs, error, match):
     arguments = {"channels": 4, "max_sequence_length": 8, **kwargs}
     with pytest.raises(error, match=match):
         HyenaFilter(**arguments)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_against_float32(rng, policy):
+    """On its own under a mixed policy the filter computes in the compute dtype with float32
+    weights, and stays within that dtype's tolerance of the float32 filter."""
+    exact = _built(rng)
+    mixed = HyenaFilter(6, 16, filter_order=8, dtype=policy)
+    mixed.build((None,))
+    for source, target in zip(exact.weights, mixed.weights, strict=True):
+        assert target.dtype == "float32", target.path
+        target.assign(source)
+    y = mixed(np.arange(16))
+    assert keras.backend.standardize_dtype(y.dtype) == policy.removeprefix("mixed_")
+    expected = to_numpy(exact(np.arange(16)))
+    assert_close(y, expected, policy, scale=True)
+    assert np.abs(expected).max() > 0.1  # a filter of substance, not zeros
