@@ -36,6 +36,7 @@ MODULES = [
     "spectralmix.models.fftnet_vit.fftnet_vit_image_classifier",
     "spectralmix.models.fftnet_vit.fftnet_vit_layers",
     "spectralmix.schedules",
+    "spectralmix.optimizers",
     "spectralmix.registry",
     "spectralmix.tasks.harness",
     "spectralmix.tasks.lm",

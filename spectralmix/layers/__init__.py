@@ -6,8 +6,9 @@ found by name in `spectralmix.registry`; `MetaFormerBlock` wraps any of them in 
 `FFTNetBlock` is its FFTNet form.
 """
 
-# Registers spectralmix's learning-rate schedules (PerUpdate): whatever loads a spectralmix model
-# imports the layers first, so a checkpoint's optimizer loads with it.
+# Registers spectralmix's learning-rate schedules (PerUpdate) and optimizer (AdamW): whatever
+# loads a spectralmix model imports the layers first, so a checkpoint's optimizer loads with it.
+from spectralmix import optimizers as _optimizers  # noqa: F401
 from spectralmix import schedules as _schedules  # noqa: F401
 from spectralmix.layers.adaptive_spectral_filter import AdaptiveSpectralFilter
 from spectralmix.layers.class_token import ClassToken

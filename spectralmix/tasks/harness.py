@@ -332,7 +332,9 @@ def compile_model(
     gradient clipping at norm 1, cross-entropy on logits (a label per example, or a next
     token per position for a language model), and `metrics`. With `accumulate` > 1 the
     optimizer sums the gradients of that many batches before each update
-    (`gradient_accumulation_steps`): a smaller batch per step, the same batch per update."""
+    (`gradient_accumulation_steps`): a smaller batch per step, the same batch per update.
+    The optimizer is `spectralmix.optimizers.AdamW`, which on TensorFlow sums the repeated
+    rows of an `Embedding`'s sparse gradient first, so updates match JAX's and PyTorch's."""
     import keras
 
     warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
@@ -346,8 +348,10 @@ def compile_model(
         from spectralmix.schedules import PerUpdate
 
         schedule = PerUpdate(schedule, accumulate)
+    from spectralmix.optimizers import AdamW
+
     model.compile(
-        optimizer=keras.optimizers.AdamW(
+        optimizer=AdamW(
             schedule,
             weight_decay=weight_decay,
             clipnorm=1.0,

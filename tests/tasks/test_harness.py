@@ -110,13 +110,6 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path, monke
         np.testing.assert_allclose(a, b, rtol=0, atol=RESUME_ATOL)
 
 
-@pytest.mark.xfail(
-    keras.config.backend() == "tensorflow",
-    reason="Keras on TensorFlow: Adam with gradient_accumulation_steps does not reproduce the "
-    "whole-batch update for an Embedding (IndexedSlices gradient); measured 0.02 on a bare "
-    "Embedding-Dense model, 6e-8 on JAX and PyTorch (docs/arena.md)",
-    strict=True,
-)
 def test_accumulated_micro_batches_make_the_updates_of_whole_batches():
     data = _toy_splits()["train"]
     trained = []
