@@ -360,17 +360,26 @@ def _accuracy_table(cells: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What the arena says instead of drawing its plot when matplotlib is missing.
+NO_MATPLOTLIB = (
+    "spectralmix arena: no plot ({path}): matplotlib is not installed; "
+    "pip install 'spectralmix[plot]' draws it"
+)
+
+
 def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
     """Test accuracy against training CPU seconds, a colour per model and a marker per
     task, with 95% intervals; pairs scored in bits per byte in a panel of their own beside it,
     with gzip's and xz's bits per byte on the same documents as dashed and dotted lines.
-    Returns `path`, or None without matplotlib."""
+    Returns `path`, or None without matplotlib (the `plot` extra), saying so in one line on
+    stderr."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        print(NO_MATPLOTLIB.format(path=path), file=sys.stderr)
         return None
     done = [c for c in cells if c["status"] == "done"]
     # As many markers and colours as there are tasks and mixers: both cycle.

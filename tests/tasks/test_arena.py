@@ -1,5 +1,6 @@
 import json
 import os
+import sys
 
 import keras
 import pytest
@@ -185,6 +186,15 @@ def test_plot_of_pairs_that_all_failed_is_an_empty_figure(tmp_path):
     path = arena.plot([failed], str(tmp_path / "none.png"))
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_names_the_extra_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    assert arena.plot([_cell()], str(tmp_path / "a.png")) is None
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1
+    assert "spectralmix[plot]" in message
+    assert "a.png" in message
 
 
 def test_run_trains_each_pair_in_its_own_process_and_reuses_finished_ones(tmp_path, monkeypatch):
