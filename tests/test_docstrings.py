@@ -10,6 +10,7 @@ MODULES = [
     "spectralmix.data.brown",
     "spectralmix.data.fashion_mnist",
     "spectralmix.data.listops",
+    "spectralmix.data.recall",
     "spectralmix.data.listops_generator",
     "spectralmix.data.pathfinder",
     "spectralmix.data.spam_assassin",
