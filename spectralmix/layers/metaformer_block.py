@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -10,6 +11,23 @@ from keras import ops
 from spectralmix.layers import _checks
 from spectralmix.layers.drop_path import DropPath
 from spectralmix.registry import get_token_mixer, mixer_arguments, token_mixer_kwargs_dict
+
+#: `remat` modes of `MetaFormerBlock` (`True` is `"full"`, `False` none).
+REMAT_MODES = ("full", "mixer", "mlp")
+#: With `remat` on the MLP, the tokens (batch × sequence, flattened) it runs over at a time on
+#: JAX and PyTorch: its `mlp_ratio · D`-wide hidden activations exist for this many at once.
+REMAT_CHUNK_TOKENS = 4096
+
+
+def remat_mode(value) -> bool | str:
+    """`remat` checked: `False`, or one of `REMAT_MODES` (`True` → `"full"`)."""
+    if value is None or value is False:
+        return False
+    if value is True:
+        return "full"
+    if isinstance(value, str) and value in REMAT_MODES:
+        return value
+    raise ValueError(f"`remat` must be a bool or one of {REMAT_MODES}. Received: remat={value!r}")
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
@@ -40,6 +58,16 @@ class MetaFormerBlock(keras.layers.Layer):
         layer_norm_epsilon: epsilon of both LayerNorms (PyTorch's default, as the authors).
         kernel_initializer: initializer of the dense kernels.
         bias_initializer: initializer of the dense biases.
+        remat: rematerialisation (gradient checkpointing) through `keras.remat`, for long
+            sequences: `False` (default), `"mixer"` (the token mixer, with the LayerNorm before
+            it in pre-norm), `"mlp"` (the second LayerNorm and the MLP, run over chunks of
+            `REMAT_CHUNK_TOKENS` tokens on JAX and PyTorch: the MLP is token-local) or
+            `True` / `"full"` (both). A rematerialised part keeps only its input for the
+            backward pass and recomputes the rest there: less memory, about one more forward
+            in time. The outputs and gradients are those without it. On TensorFlow
+            `keras.remat` is `tf.recompute_grad` and the MLP is not chunked. Not with dropout
+            inside a rematerialised part (the MLP's `dropout`, an attention mixer's own
+            dropout): Keras's dropout would draw a new mask on the recompute.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Input shape:
@@ -77,6 +105,7 @@ class MetaFormerBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-5,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        remat=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,6 +130,12 @@ class MetaFormerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = _checks.positive_float("layer_norm_epsilon", layer_norm_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.remat = remat_mode(remat)
+        if self.remat in ("full", "mlp") and self.dropout > 0:
+            raise ValueError(
+                "`remat` on the MLP needs `dropout=0`: Keras's dropout draws a new mask when "
+                f"the MLP is recomputed. Received: remat={remat!r}, dropout={dropout!r}"
+            )
         self.supports_masking = True
 
     def _make_mixer(self) -> keras.layers.Layer:
@@ -155,10 +190,46 @@ class MetaFormerBlock(keras.layers.Layer):
         self.mlp_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.drop_path_mixer = DropPath(self.drop_path, dtype=self.dtype_policy)
         self.drop_path_mlp = DropPath(self.drop_path, dtype=self.dtype_policy)
+        mixer_dropout = getattr(self.mixer, "dropout", 0.0)
+        if self.remat in ("full", "mixer") and isinstance(mixer_dropout, float) and mixer_dropout:
+            raise ValueError(
+                "`remat` on the token mixer needs a mixer without dropout: Keras's dropout "
+                f"draws a new mask when the mixer is recomputed. Received: remat={self.remat!r}, "
+                f"the mixer's dropout={mixer_dropout!r}"
+            )
 
     def _mlp(self, x, training):
         h = self.mlp_dropout(self.mlp_dense1(x), training=training)
         return self.mlp_dropout(self.mlp_dense2(h), training=training)
+
+    def _mixer_branch(self, x, mask, training):
+        """The mixer on `x` (after `norm1` in pre-norm), before dropout and drop path."""
+        mixer_input = self.norm1(x) if self.norm_first else x
+        return self.mixer(mixer_input, mask=mask, training=training)
+
+    def _mlp_branch(self, h, training):
+        """`MLP(LN_2(h))`; token-local."""
+        return self._mlp(self.norm2(h), training)
+
+    def _remat_mlp_branch(self, h, training):
+        """`_mlp_branch` under `keras.remat`, over chunks of `REMAT_CHUNK_TOKENS` tokens where
+        the backend and the static shape allow (JAX, PyTorch)."""
+        branch = keras.remat(lambda t: self._mlp_branch(t, training))
+        shape = tuple(h.shape)
+        if keras.backend.backend() not in ("jax", "torch") or None in shape:
+            return branch(h)
+        rows, channels = math.prod(shape[:-1]), shape[-1]
+        if rows <= REMAT_CHUNK_TOKENS:
+            return branch(h)
+        flat = ops.reshape(h, (rows, channels))
+        padding = -rows % REMAT_CHUNK_TOKENS
+        if padding:
+            flat = ops.pad(flat, ((0, padding), (0, 0)))
+        chunks = ops.reshape(flat, (-1, REMAT_CHUNK_TOKENS, channels))
+        out = ops.reshape(ops.map(branch, chunks), (-1, channels))
+        if padding:
+            out = out[:rows]
+        return ops.reshape(out, shape)
 
     def call(self, inputs, mask=None, training=None):
         _checks.floating_input(type(self).__name__, inputs)
@@ -166,13 +237,21 @@ class MetaFormerBlock(keras.layers.Layer):
         if mask is not None:
             token_weight = ops.expand_dims(ops.cast(mask, x.dtype), -1)
             x = x * token_weight
-        mixer_input = self.norm1(x) if self.norm_first else x
-        mixed = self.mixer(mixer_input, mask=mask, training=training)
+        # Rematerialised parts take their tensors as arguments and close over `mask` and
+        # `training`: Keras's own remat of a layer call would trace `training` (and fail).
+        if self.remat in ("full", "mixer"):
+            mixed = keras.remat(lambda t: self._mixer_branch(t, mask, training))(x)
+        else:
+            mixed = self._mixer_branch(x, mask, training)
         mixed = self.drop_path_mixer(
             self.mixer_dropout(mixed, training=training), training=training
         )
         h = x + mixed if self.norm_first else self.norm1(x + mixed)
-        y = h + self.drop_path_mlp(self._mlp(self.norm2(h), training), training=training)
+        if self.remat in ("full", "mlp"):
+            branch = self._remat_mlp_branch(h, training)
+        else:
+            branch = self._mlp_branch(h, training)
+        y = h + self.drop_path_mlp(branch, training=training)
         if mask is not None:
             y = y * token_weight
         return y
@@ -236,4 +315,5 @@ class MetaFormerBlock(keras.layers.Layer):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "remat": self.remat,
         }

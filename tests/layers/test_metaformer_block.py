@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spectralmix import reference as R
-from spectralmix.layers import FFTNetBlock, MetaFormerBlock, SelfAttention
+from spectralmix.layers import FFTNetBlock, MetaFormerBlock, SelfAttention, metaformer_block
 from tests.helpers import (
     BACKEND,
     assert_close,
@@ -15,6 +15,7 @@ from tests.helpers import (
     run_layer_test,
     spectral_filter_weights,
     to_numpy,
+    value_and_grads,
     weights_by_name,
 )
 
@@ -386,3 +387,87 @@ def test_cache_needs_a_causal_mixer_with_a_cache():
             block.init_cache(1, 8)
     with pytest.raises(ValueError, match="built first"):
         MetaFormerBlock("attention", {"num_heads": 2, "causal": True}).init_cache(1, 8)
+
+
+@pytest.mark.parametrize(
+    ("remat", "mixer", "norm_first"),
+    [
+        (True, "fftnet", False),
+        (True, "fftnet", True),
+        ("mixer", "attention", True),
+        ("mlp", "fftnet", False),
+    ],
+)
+def test_remat_keeps_outputs_and_gradients(rng, monkeypatch, remat, mixer, norm_first):
+    # Chunks of 4 tokens over 2 x 9 = 18 rows: several chunks and a padded last one.
+    monkeypatch.setattr(metaformer_block, "REMAT_CHUNK_TOKENS", 4)
+    x = rng.standard_normal((2, 9, 8)).astype("float32")
+    cotangent = rng.standard_normal(x.shape).astype("float32")
+    mask = np.ones((2, 9), bool)
+    mask[1, 6:] = False
+    plain = _perturbed(rng, MetaFormerBlock(mixer, MIXERS[mixer], norm_first=norm_first))
+    rematerialised = MetaFormerBlock(mixer, MIXERS[mixer], norm_first=norm_first, remat=remat)
+    rematerialised.build(x.shape)
+    rematerialised.set_weights(plain.get_weights())
+    expected = value_and_grads(plain, x, cotangent, mask=mask, training=True)
+    actual = value_and_grads(rematerialised, x, cotangent, mask=mask, training=True)
+    assert_close(actual[0], expected[0])
+    assert_close(actual[1], expected[1], "float32_grad", scale=True)
+    assert len(actual[2]) == len(expected[2])
+    for got, want in zip(actual[2], expected[2], strict=True):
+        assert_close(got, want, "float32_grad", scale=True)
+
+
+def test_remat_through_a_training_step(rng):
+    """`fit`'s path (`training=True` in the compiled step): one SGD step moves every weight
+    as without remat."""
+    x = rng.standard_normal((2, 9, 8)).astype("float32")
+    y = rng.standard_normal((2, 9, 8)).astype("float32")
+    weights = []
+    for remat in (False, True):
+        block = FFTNetBlock(num_heads=2, remat=remat)
+        block.build(x.shape)
+        if weights:
+            block.set_weights(weights[0][0])
+        inputs = keras.Input((9, 8))
+        model = keras.Model(inputs, block(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        before = [w.copy() for w in model.get_weights()]
+        model.train_on_batch(x, y)
+        weights.append((before, model.get_weights()))
+    for plain, rematerialised in zip(weights[0][1], weights[1][1], strict=True):
+        assert_close(rematerialised, plain)
+    assert any(not np.allclose(a, b) for a, b in zip(*weights[0], strict=True))
+
+
+def test_remat_config_round_trip():
+    block = FFTNetBlock(num_heads=2, remat=True)
+    config = block.get_config()
+    assert config["remat"] == "full"
+    assert FFTNetBlock.from_config(config).get_config() == config
+    # Configs saved before `remat` existed load with it off.
+    old = {k: v for k, v in MetaFormerBlock("fnet", remat="mlp").get_config().items()}
+    assert old.pop("remat") == "mlp"
+    assert MetaFormerBlock.from_config(old).remat is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"remat": "yes"}, "remat='yes'"),
+        ({"remat": 1}, "remat=1"),
+        ({"remat": True, "dropout": 0.1}, "dropout=0.1"),
+        ({"remat": "mlp", "dropout": 0.1}, "dropout=0.1"),
+    ],
+)
+def test_bad_remat_is_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MetaFormerBlock("fnet", **kwargs)
+
+
+def test_remat_of_a_mixer_with_dropout_is_refused():
+    # The MLP alone may be rematerialised beside a mixer's dropout; the mixer may not.
+    MetaFormerBlock("attention", {"num_heads": 2, "dropout": 0.1}, remat="mlp").build((1, 4, 8))
+    block = MetaFormerBlock("attention", {"num_heads": 2, "dropout": 0.1}, remat="mixer")
+    with pytest.raises(ValueError, match="dropout=0.1"):
+        block.build((1, 4, 8))
