@@ -102,7 +102,16 @@ from typing import Any
 
 from spectralmix.validation import choice, positive_int
 
-__all__ = ["CATEGORIES", "FlopCount", "Tally", "count_flops", "fft_cost", "flop_table"]
+__all__ = [
+    "CATEGORIES",
+    "FlopCount",
+    "Tally",
+    "count_flops",
+    "count_parameters",
+    "fft_cost",
+    "flop_table",
+    "parameter_table",
+]
 
 # --- Per-operation costs (FLOPs). ---------------------------------------------------------
 #: One multiply-add (the unit of a matmul) counts as a multiply and an add.
@@ -298,9 +307,22 @@ def _num_classes(config: Mapping[str, Any], family: str, classifier: bool | None
 # --- The architecture. --------------------------------------------------------------------
 
 
+def _mixer_arguments(block: dict[str, Any], filter_length: int) -> dict[str, Any]:
+    """The mixer's constructor arguments in a model of `block`'s settings."""
+    from spectralmix.registry import mixer_arguments
+
+    return mixer_arguments(
+        block["token_mixer"],
+        block["token_mixer_kwargs"],
+        num_heads=block["num_heads"],
+        max_sequence_length=filter_length,
+        filter_bins=block.get("filter_bins"),
+    )
+
+
 def _mixer_flops(tally: Tally, tokens: int, block: dict[str, Any], filter_length: int) -> None:
     """The mixer's own formula (its `count_flops`, declared next to the mixer)."""
-    from spectralmix.registry import get_token_mixer, mixer_arguments
+    from spectralmix.registry import get_token_mixer
 
     name = block["token_mixer"]
     mixer = get_token_mixer(name)
@@ -310,13 +332,7 @@ def _mixer_flops(tally: Tally, tokens: int, block: dict[str, Any], filter_length
             f"Token mixer {name!r} ({mixer.__name__}) declares no FLOP formula: give its class "
             "a `count_flops(tally, tokens, channels, arguments)` static method"
         )
-    arguments = mixer_arguments(
-        name,
-        block["token_mixer_kwargs"],
-        num_heads=block["num_heads"],
-        max_sequence_length=filter_length,
-    )
-    formula(tally, tokens, block["hidden_dim"], arguments)
+    formula(tally, tokens, block["hidden_dim"], _mixer_arguments(block, filter_length))
 
 
 def _encoder(
@@ -390,6 +406,7 @@ def _count_sequence(
     (length,) = _shape(input_shape, 1, "(length,)")
     tokens = length + int(class_token)
     filter_length = max_length + int(class_token)
+    block["filter_bins"] = config.get("filter_bins")
 
     tally = Tally()
     _encoder(tally, tokens, tokens, block, filter_length)
@@ -499,3 +516,156 @@ def flop_table(
         cells = [fftnet.total, fftnet.matmul_only, attention.total, attention.matmul_only]
         lines.append(f"| {name} | " + " | ".join(f"{c / 1e9:.2f}" for c in cells) + " |")
     return "\n".join(lines)
+
+
+# --- Parameters against length. -----------------------------------------------------------
+
+#: The mixers and lengths of `parameter_table` (and of docs/layers.md, "Parameters against
+#: length").
+PARAMETER_TABLE_MIXERS = ("fftnet", "fnet", "gfnet", "hyena", "attention")
+PARAMETER_TABLE_LENGTHS = (4096, 65536, 1048576)
+
+
+def _mixer_parameters(block: dict[str, Any], filter_length: int) -> int:
+    """The mixer's own count (its `count_parameters`, declared next to the mixer)."""
+    from spectralmix.registry import get_token_mixer
+
+    name = block["token_mixer"]
+    mixer = get_token_mixer(name)
+    formula = getattr(mixer, "count_parameters", None)
+    if formula is None:
+        raise ValueError(
+            f"Token mixer {name!r} ({mixer.__name__}) declares no parameter count: give its "
+            "class a `count_parameters(channels, arguments)` static method"
+        )
+    return int(formula(block["hidden_dim"], _mixer_arguments(block, filter_length)))
+
+
+def count_parameters(model_or_config: Any, sequence_length: int | None = None) -> int:
+    """The number of weights of an FFTNet sequence model, without building it.
+
+    The model's configuration with `max_sequence_length = sequence_length` (default: its
+    own) is counted from the shapes its layers would build: the token embedding
+    (`vocabulary_size·D`), the class token (`D`), the position table
+    (`num_positions·D`, `num_positions` defaulting to `min(tokens, 4096)`), per block two
+    LayerNorms (`4·D`), the mixer (its class's `count_parameters(channels, arguments)`) and the
+    MLP (`2·D·M + M + D`), the final LayerNorm (`2·D`) and, for a classifier, the head
+    (`D·num_classes + num_classes`). Equal to `model.count_params()` of the built model.
+
+    Args:
+        model_or_config: an `FFTNetClassifier` or `FFTNetBackbone`, or a dict
+            `{"family": "fftnet", **constructor_arguments}` (as for `count_flops`).
+        sequence_length: the `max_sequence_length` to count the model at. Defaults to the
+            configuration's.
+
+    Examples:
+        >>> config = {"family": "fftnet", "vocabulary_size": 256, "max_sequence_length": 4096,
+        ...           "hidden_dim": 64, "num_layers": 4, "num_heads": 4}
+        >>> count_parameters(config), count_parameters(config, 1_048_576)
+        (2625200, 2625200)
+        >>> count_parameters({**config, "filter_bins": 524289, "num_positions": 1_048_576},
+        ...                  1_048_576)
+        629313200
+    """
+    family, config, classifier = _resolve(model_or_config)
+    if family != "fftnet":
+        raise TypeError(
+            f"count_parameters counts FFTNet sequence models (family 'fftnet'). "
+            f"Received: family={family!r}"
+        )
+    config = dict(config)
+    if sequence_length is not None:
+        config["max_sequence_length"] = positive_int("sequence_length", sequence_length)
+    block = _block_config(config, family)
+    block["filter_bins"] = config.get("filter_bins")
+    channels = block["hidden_dim"]
+    max_length = positive_int(
+        "max_sequence_length", _require(config, "max_sequence_length", family)
+    )
+    num_classes = _num_classes(config, family, classifier)
+    pooling = choice("pooling", config.get("pooling", "cls"), POOLINGS)
+    class_token = bool(config.get("class_token", num_classes is not None and pooling == "cls"))
+    tokens = max_length + int(class_token)
+    positions = config.get("num_positions") or min(tokens, _default_max_positions())
+    vocabulary = positive_int("vocabulary_size", _require(config, "vocabulary_size", family))
+
+    count = vocabulary * channels + int(class_token) * channels + positions * channels
+    per_block = 2 * 2 * channels + 2 * channels * block["mlp_hidden"]
+    per_block += block["mlp_hidden"] + channels + _mixer_parameters(block, tokens)
+    count += block["num_layers"] * per_block + 2 * channels
+    if num_classes is not None:
+        count += channels * num_classes + num_classes
+    return count
+
+
+def _default_max_positions() -> int:
+    from spectralmix.models.fftnet.fftnet_backbone import DEFAULT_MAX_POSITIONS
+
+    return DEFAULT_MAX_POSITIONS
+
+
+def parameter_table(
+    lengths: Sequence[int] = PARAMETER_TABLE_LENGTHS,
+    mixers: Sequence[str] = PARAMETER_TABLE_MIXERS,
+    hidden_dim: int = 64,
+    num_heads: int = 4,
+    num_layers: int = 4,
+    vocabulary_size: int = 256,
+) -> str:
+    """A markdown table of parameters against length, per mixer: the mixer alone and a
+    `num_layers`-block `FFTNetBackbone`, each with one weight per frequency bin and position
+    ("per bin": `filter_bins = N // 2 + 1`, `num_positions = N`) and with the defaults.
+
+    Examples:
+        >>> print(parameter_table(lengths=(4096, 1048576), mixers=("gfnet",)))
+        | mixer | tokens | mixer, per bin | mixer, default | backbone, per bin | backbone, default |
+        |---|---:|---:|---:|---:|---:|
+        | gfnet | 4,096 | 262,272 | 262,272 | 1,461,120 | 1,461,120 |
+        | gfnet | 1,048,576 | 67,108,992 | 262,272 | 335,694,720 | 1,461,120 |
+    """
+    lines = [
+        "| mixer | tokens | mixer, per bin | mixer, default | backbone, per bin "
+        "| backbone, default |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for mixer in mixers:
+        for length in lengths:
+            config = {
+                "family": "fftnet",
+                "vocabulary_size": vocabulary_size,
+                "max_sequence_length": length,
+                "hidden_dim": hidden_dim,
+                "num_layers": num_layers,
+                "num_heads": num_heads,
+                "token_mixer": mixer,
+            }
+            per_bin = {**config, "filter_bins": length // 2 + 1, "num_positions": length}
+            block = {**_block_config(config, "fftnet"), "filter_bins": None}
+            cells = [
+                _mixer_parameters({**block, "filter_bins": length // 2 + 1}, length),
+                _mixer_parameters(block, length),
+                count_parameters(per_bin),
+                count_parameters(config),
+            ]
+            lines.append(f"| {mixer} | {length:,} | " + " | ".join(f"{c:,}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m spectralmix.flops --parameters`: prints `parameter_table()`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m spectralmix.flops")
+    parser.add_argument(
+        "--parameters",
+        action="store_true",
+        help="print the table of parameters against length (docs/layers.md)",
+    )
+    args = parser.parse_args(argv)
+    if not args.parameters:
+        parser.error("nothing to print: pass --parameters")
+    print(parameter_table())
+
+
+if __name__ == "__main__":
+    main()

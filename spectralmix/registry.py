@@ -15,10 +15,14 @@ itself, next to its formula; every declaration is optional:
 - `causal` (bool, default `False`): no output depends on a later token.
 - `model_arguments` (tuple of names, default `()`): which arguments shared by a whole model
   the mixer takes from the block or backbone that builds it: `"num_heads"`,
-  `"max_sequence_length"`, `"kernel_initializer"`, `"bias_initializer"`.
+  `"max_sequence_length"`, `"filter_bins"`, `"kernel_initializer"`, `"bias_initializer"`.
 - `count_flops(tally, tokens, channels, arguments)` (static method): adds the mixer's FLOPs
   for one example of `tokens` tokens to a `spectralmix.flops.Tally`; `arguments` are the
   mixer's constructor arguments. Without it `count_flops` of a model using the mixer raises.
+- `count_parameters(channels, arguments)` (static method): the mixer's number of weights for
+  `channels` channels and its constructor arguments (`max_sequence_length` the length it is
+  built for), without building it. Without it `spectralmix.flops.count_parameters` of a
+  model using the mixer raises.
 - `model_parallel_layout` (dict): variable path suffix (a regular expression, e.g.
   `"query/kernel"`) → axes, with the string `"model"` where the model axis goes. `{}` means
   every weight is replicated. Without it a model-parallel layout map for the mixer raises.
@@ -52,7 +56,13 @@ from collections.abc import Mapping
 from typing import Any
 
 #: The arguments a model shares with its mixers (`model_arguments` names some of these).
-MODEL_ARGUMENTS = ("num_heads", "max_sequence_length", "kernel_initializer", "bias_initializer")
+MODEL_ARGUMENTS = (
+    "num_heads",
+    "max_sequence_length",
+    "filter_bins",
+    "kernel_initializer",
+    "bias_initializer",
+)
 
 #: The built-in token mixers: name -> (module, class), imported on first use. The only list of
 #: mixer names in spectralmix; everything else reads the registry.

@@ -17,7 +17,8 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
     """FFTNet token mixer: an input-adaptive filter in the frequency domain of the tokens.
 
     For `x` of shape `(B, N, D)` split into `H` heads of `d = D / H` channels, with
-    `K = N // 2 + 1` frequency bins (v1, the paper's form):
+    `K = N // 2 + 1` frequency bins (v1, the paper's form; see "Filter resolution" below for
+    a filter on fewer bins):
 
     1. `F = rfft(x, axis=tokens, norm="ortho")`, per head;
     2. `c = mean_tokens(x)` (over the real tokens when a mask is given);
@@ -33,9 +34,18 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
     scale `s` and a shift `t` per (head, bin),
     `Z = GELU(|G|) · G / |G|` with `G = F · W_base · (1 + s) + b + t`.
 
-    Any length: the filter and bias are defined on the bins of `max_sequence_length` and
-    resampled to the input's length by linear interpolation over normalised frequency
-    (`spectralmix.ops.resample_spectrum`); at `max_sequence_length` they are used as they are.
+    Filter resolution and any length: `W_base`, `b` and the MLP's output are defined on
+    `K_f = filter_bins` bins, at normalised frequencies `j / L_f` (`j < K_f`, `L_f` the filter
+    length: `max_sequence_length` when `K_f = max_sequence_length // 2 + 1`, else
+    `2·(K_f - 1)`), and resampled to the input's length by linear interpolation over
+    normalised frequency (`spectralmix.ops.resample_spectrum`); at `L_f` tokens they are used
+    as they are. `filter_bins = N // 2 + 1` is the paper's exact form at `N` tokens. The
+    default, `min(max_sequence_length // 2 + 1, 2049)` (`_checks.DEFAULT_MAX_FILTER_BINS`),
+    keeps the exact form up to 4,096 tokens and bounds the parameters beyond. With `C`
+    channels the layer has `2·H·K_f` (filter and bias) `+ C·C + C` (`Dense_1`)
+    `+ (C + 1)·H·K_f·m` (`Dense_2`, `m = 1` in v1, `2` in v2) parameters, or `2·H·K_f` with
+    `adaptive=False`: at `C = 64`, `H = 4` and 1,048,576 tokens, 553,292 by default against
+    140,513,612 for the per-bin filter (v1).
 
     Masks: padded tokens are zeroed before the FFT, the context is the mean of the real tokens
     and padded outputs are zero, so what sits at padded positions never changes the outputs.
@@ -45,8 +55,13 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
 
     Args:
         num_heads: number of heads `H`; must divide the channels.
-        max_sequence_length: the length `N` the filter is defined for. Defaults to the
-            sequence length of the first input the layer is built on.
+        max_sequence_length: the length `N` the filter is meant for: it sets the default
+            `filter_bins`. Defaults to the sequence length of the first input the layer is
+            built on.
+        filter_bins: the number of frequency bins `K_f >= 2` the filter, the bias and the
+            MLP's output are defined on (resampled to every input length). Defaults to
+            `min(max_sequence_length // 2 + 1, 2049)`; `N // 2 + 1` is the paper's exact
+            filter at `N` tokens.
         adaptive: whether to modulate the filter by the MLP of the mean token. With `False`
             the filter is the learned `W_base` alone (a global, input-independent filter).
         variant: `"v1"` (the paper, default) or `"v2"` (the authors' later code).
@@ -90,6 +105,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
     model_arguments = (
         "num_heads",
         "max_sequence_length",
+        "filter_bins",
         "kernel_initializer",
         "bias_initializer",
     )
@@ -111,6 +127,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         variant="v1",
         fft_impl="fft",
         modrelu_epsilon=_checks.MODRELU_EPSILON,
+        filter_bins=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         **kwargs,
@@ -120,6 +137,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         self.max_sequence_length = _checks.optional_positive_int(
             "max_sequence_length", max_sequence_length
         )
+        self.filter_bins = _checks.optional_filter_bins(filter_bins)
         self.adaptive = _checks.boolean("adaptive", adaptive)
         self.variant = _checks.choice("variant", variant, _checks.VARIANTS)
         self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
@@ -130,15 +148,19 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = _checks.sequence_shape("AdaptiveSpectralFilter", input_shape, self.num_heads)
-        if self.max_sequence_length is None:
-            if shape[1] is None:
-                raise ValueError(
-                    "AdaptiveSpectralFilter needs `max_sequence_length` when the sequence "
-                    f"length is not known at build time. Received: input_shape={shape}"
-                )
+        if self.max_sequence_length is None and shape[1] is not None:
             self.max_sequence_length = int(shape[1])
+        if self.max_sequence_length is None and self.filter_bins is None:
+            raise ValueError(
+                "AdaptiveSpectralFilter needs `max_sequence_length` or `filter_bins` when the "
+                f"sequence length is not known at build time. Received: input_shape={shape}"
+            )
+        # The grid of the filter: `filter_bins` bins at frequencies j / filter_length.
+        self.filter_length, self.filter_bins = _checks.filter_grid(
+            self.filter_bins, self.max_sequence_length
+        )
         channels = shape[-1]
-        num_bins = self.max_sequence_length // 2 + 1
+        num_bins = self.filter_bins
         island = _checks.island_dtype(self.dtype_policy)
         # autocast=False: a mixed-precision call must see these float32, not bf16/fp16.
         self.base_filter = self.add_weight(
@@ -176,8 +198,8 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
             self.modulation_dense.build((None, channels))
 
     def _filter(self, x, mask):
-        """`(scale, shift)`, each `(B or 1, H, K_max)`, from the weights and the context."""
-        num_bins = self.max_sequence_length // 2 + 1
+        """`(scale, shift)`, each `(B or 1, H, K_f)`, from the weights and the context."""
+        num_bins = self.filter_bins
         scale = ops.expand_dims(self.base_filter, 0)
         shift = ops.expand_dims(self.spectral_bias, 0)
         if not self.adaptive:
@@ -197,8 +219,8 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
             token_weight = ops.expand_dims(ops.cast(mask, x.dtype), -1)
             x = x * token_weight
         scale, shift = self._filter(x, mask)
-        scale = spectral_ops.resample_spectrum(scale, length, self.max_sequence_length)
-        shift = spectral_ops.resample_spectrum(shift, length, self.max_sequence_length)
+        scale = spectral_ops.resample_spectrum(scale, length, self.filter_length)
+        shift = spectral_ops.resample_spectrum(shift, length, self.filter_length)
         y = spectral_core(self.fft_impl, length).spectral_filter(
             x,
             scale,
@@ -219,6 +241,7 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
             **super().get_config(),
             "num_heads": self.num_heads,
             "max_sequence_length": self.max_sequence_length,
+            "filter_bins": self.filter_bins,
             "adaptive": self.adaptive,
             "variant": self.variant,
             "fft_impl": self.fft_impl,
@@ -230,18 +253,26 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         # Saved before `modrelu_epsilon` existed: the exact modReLU it was trained with.
-        return super().from_config(_checks.legacy_default(config, "modrelu_epsilon", 0.0))
+        config = _checks.legacy_default(config, "modrelu_epsilon", 0.0)
+        # Saved before `filter_bins` existed: one filter value per bin of its length.
+        length = config.get("max_sequence_length")
+        return super().from_config(
+            _checks.legacy_default(config, "filter_bins", length and length // 2 + 1)
+        )
 
     @staticmethod
     def count_flops(tally, tokens, channels, arguments):
         """The context mean and MLP, the filter (resampled when the length differs from
-        `max_sequence_length`), rfft + irfft per channel, the filter product, modReLU."""
+        the filter's), rfft + irfft per channel, the filter product, modReLU."""
         from spectralmix import flops
 
         heads = arguments["num_heads"]
         variant = _checks.choice("variant", arguments.get("variant", "v1"), _checks.VARIANTS)
-        filter_length = arguments.get("max_sequence_length") or tokens
-        bins, max_bins = tokens // 2 + 1, filter_length // 2 + 1
+        filter_length, max_bins = _checks.filter_grid(
+            _checks.optional_filter_bins(arguments.get("filter_bins")),
+            arguments.get("max_sequence_length") or tokens,
+        )
+        bins = tokens // 2 + 1
         per_example_filters = 0  # per-bin tensors that depend on the example (to resample)
         if arguments.get("adaptive", True):
             tally.add("elementwise", flops.MEAN_PER_ELEMENT * tokens * channels)
@@ -267,3 +298,19 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
         else:
             tally.add("modrelu", flops.MAGNITUDE_GELU_PER_BIN * bins * channels)
             tally.add("activation", flops.GELU_PER_ELEMENT * bins * channels)
+
+    @staticmethod
+    def count_parameters(channels, arguments):
+        """`2·H·K_f + C·C + C + (C + 1)·H·K_f·m` (`m = 1` in v1, `2` in v2), `2·H·K_f` when not
+        adaptive, for `C` channels and `K_f` filter bins (see the class docstring)."""
+        heads = arguments["num_heads"]
+        variant = _checks.choice("variant", arguments.get("variant", "v1"), _checks.VARIANTS)
+        _, bins = _checks.filter_grid(
+            _checks.optional_filter_bins(arguments.get("filter_bins")),
+            arguments["max_sequence_length"],
+        )
+        count = 2 * heads * bins
+        if arguments.get("adaptive", True):
+            outputs = heads * bins * (1 if variant == "v1" else 2)
+            count += channels * channels + channels + (channels + 1) * outputs
+        return count

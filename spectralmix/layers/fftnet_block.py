@@ -9,7 +9,7 @@ from spectralmix.layers.metaformer_block import MetaFormerBlock
 from spectralmix.registry import get_token_mixer, takes_argument
 
 #: FFTNetBlock's flat mixer arguments, each passed to a mixer whose constructor takes it.
-MIXER_OPTIONS = ("variant", "adaptive", "fft_impl", "modrelu_epsilon")
+MIXER_OPTIONS = ("variant", "adaptive", "fft_impl", "modrelu_epsilon", "filter_bins")
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
@@ -17,8 +17,8 @@ class FFTNetBlock(MetaFormerBlock):
     """The FFTNet residual block: a token mixer, then a GELU MLP, each with a LayerNorm.
 
     The `MetaFormerBlock` configured with FFTNet's arguments flat, as in the paper's code:
-    the spectral filter's own arguments (`max_sequence_length`, `variant`, `adaptive`,
-    `fft_impl`, `modrelu_epsilon`) are block arguments, and `variant` also sets the norm
+    the spectral filter's own arguments (`max_sequence_length`, `filter_bins`, `variant`,
+    `adaptive`, `fft_impl`, `modrelu_epsilon`) are block arguments, and `variant` also sets the norm
     placement. For other mixers, or a mixer's arguments as a dict, use `MetaFormerBlock`.
 
     `variant="v1"` (the FFTNet paper's code, post-norm):
@@ -48,6 +48,9 @@ class FFTNetBlock(MetaFormerBlock):
             their transforms (see `AdaptiveSpectralFilter`). Unused by `"attention"`.
         modrelu_epsilon: the spectral filter's modReLU floor (`"fftnet"`, v1; see
             `AdaptiveSpectralFilter`): `1e-3` as the authors, `0` for the exact form.
+        filter_bins: the number of frequency bins the spectral filter is defined on
+            (`"fftnet"`, `"gfnet"`; see `AdaptiveSpectralFilter`). Defaults to
+            `min(max_sequence_length // 2 + 1, 2049)`.
         layer_norm_epsilon: epsilon of both LayerNorms (PyTorch's default, as the authors).
         kernel_initializer: initializer of the dense kernels.
         bias_initializer: initializer of the dense biases.
@@ -90,6 +93,7 @@ class FFTNetBlock(MetaFormerBlock):
         adaptive=True,
         fft_impl="fft",
         modrelu_epsilon=_checks.MODRELU_EPSILON,
+        filter_bins=None,
         layer_norm_epsilon=1e-5,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
@@ -103,6 +107,7 @@ class FFTNetBlock(MetaFormerBlock):
         self.adaptive = _checks.boolean("adaptive", adaptive)
         self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         self.modrelu_epsilon = _checks.non_negative_float("modrelu_epsilon", modrelu_epsilon)
+        self.filter_bins = _checks.optional_filter_bins(filter_bins)
         mixer = get_token_mixer(token_mixer)
         model_arguments = getattr(mixer, "model_arguments", ())
         shared = {"num_heads": self.num_heads, "max_sequence_length": self.max_sequence_length}
@@ -131,6 +136,7 @@ class FFTNetBlock(MetaFormerBlock):
         self.max_sequence_length = getattr(
             self.mixer, "max_sequence_length", self.max_sequence_length
         )
+        self.filter_bins = getattr(self.mixer, "filter_bins", self.filter_bins)
 
     def get_config(self):
         config = super().get_config()
@@ -144,9 +150,15 @@ class FFTNetBlock(MetaFormerBlock):
             "adaptive": self.adaptive,
             "fft_impl": self.fft_impl,
             "modrelu_epsilon": self.modrelu_epsilon,
+            "filter_bins": self.filter_bins,
         }
 
     @classmethod
     def from_config(cls, config):
         # Saved before `modrelu_epsilon` existed: the exact modReLU it was trained with.
-        return super().from_config(_checks.legacy_default(config, "modrelu_epsilon", 0.0))
+        config = _checks.legacy_default(config, "modrelu_epsilon", 0.0)
+        # Saved before `filter_bins` existed: one filter value per bin of its length.
+        length = config.get("max_sequence_length")
+        return super().from_config(
+            _checks.legacy_default(config, "filter_bins", length and length // 2 + 1)
+        )

@@ -80,6 +80,11 @@ class FourierMixing(keras.layers.Layer):
         return {**super().get_config(), "fft_impl": self.fft_impl}
 
     @staticmethod
+    def count_parameters(channels, arguments):
+        """No weights, at any length."""
+        return 0
+
+    @staticmethod
     def count_flops(tally, tokens, channels, arguments):
         """Complex FFTs along the channels, then along the tokens, and the real part."""
         from spectralmix import flops

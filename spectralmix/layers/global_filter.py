@@ -73,17 +73,23 @@ class GlobalFilter(keras.layers.Layer):
     `"ortho"`). It is not causal. No residual, normalisation or dropout (`MetaFormerBlock`
     adds those).
 
-    `W` is stored as two real weights, `filter_real` and `filter_imag`, each `(K_max, D)`
+    `W` is stored as two real weights, `filter_real` and `filter_imag`, each `(K_f, D)`
     (GFNet's layout, `complex_weight[..., 0]` and `[..., 1]`): a complex variable trained with
     `fit` diverges on JAX, and not every optimizer or saver handles one. The imaginary parts of
     the DC bin (and of the Nyquist bin for an even length) drop out of a real `irfft`, as in
     GFNet, so they receive no gradient.
 
-    Any length: `W` is defined on the bins of `max_sequence_length` and resampled to the
-    input's length by linear interpolation over normalised frequency
+    Filter resolution and any length: `W` is defined on `K_f = filter_bins` bins, at
+    normalised frequencies `j / L_f` (`L_f = max_sequence_length` when
+    `K_f = max_sequence_length // 2 + 1`, else `2·(K_f - 1)`), and resampled to the input's
+    length by linear interpolation over normalised frequency
     (`spectralmix.ops.resample_spectrum`, the rule FFTNet's filter uses), real and imaginary
-    parts alike; at `max_sequence_length` it is used as it is. GFNet's maintainers serve a new
-    resolution the same way, by interpolating the filter weight.
+    parts alike; at `L_f` tokens it is used as it is. GFNet's maintainers serve a new
+    resolution the same way, by interpolating the filter weight. `filter_bins = N // 2 + 1` is
+    GFNet's filter at `N` tokens; the default, `min(max_sequence_length // 2 + 1, 2049)`
+    (`_checks.DEFAULT_MAX_FILTER_BINS`), keeps that form up to 4,096 tokens and bounds the
+    parameters beyond: the layer has `2·K_f·D` of them (at `D = 64` and 1,048,576 tokens,
+    262,272 by default against 67,108,992 for one value per bin).
 
     Masks: padded tokens are zeroed before the FFT and padded outputs are zero, so what sits at
     padded positions never changes the outputs at real positions.
@@ -92,8 +98,13 @@ class GlobalFilter(keras.layers.Layer):
     weights are float32, and the result is cast back to the layer's compute dtype.
 
     Args:
-        max_sequence_length: the length `N` the filter is defined for. Defaults to the sequence
-            length of the first input the layer is built on.
+        max_sequence_length: the length `N` the filter is meant for: it sets the default
+            `filter_bins`. Defaults to the sequence length of the first input the layer is
+            built on.
+        filter_bins: the number of frequency bins `K_f >= 2` the filter is defined on
+            (resampled to every input length). Defaults to
+            `min(max_sequence_length // 2 + 1, 2049)`; `N // 2 + 1` is GFNet's filter at `N`
+            tokens.
         fft_impl: `"fft"` (the framework's FFT, default), `"dft"` (matmuls against cos/sin
             matrices of the run-time length: the same function, no FFT op, for export and
             short sequences) or `"auto"` (the DFT up to the length measured faster on this
@@ -129,7 +140,7 @@ class GlobalFilter(keras.layers.Layer):
 
     # A circular convolution: every output depends on every token, later ones included.
     causal = False
-    model_arguments = ("max_sequence_length",)
+    model_arguments = ("max_sequence_length", "filter_bins")
     # The filter acts on each channel alone: its channel axis splits with no communication.
     model_parallel_layout = MappingProxyType(
         {"filter_real": (None, "model"), "filter_imag": (None, "model")}
@@ -141,12 +152,14 @@ class GlobalFilter(keras.layers.Layer):
         fft_impl="fft",
         real_initializer=None,
         imag_initializer=None,
+        filter_bins=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.max_sequence_length = _checks.optional_positive_int(
             "max_sequence_length", max_sequence_length
         )
+        self.filter_bins = _checks.optional_filter_bins(filter_bins)
         self.fft_impl = _checks.choice("fft_impl", fft_impl, _checks.FFT_IMPLS)
         self.real_initializer = filter_initializer("real_initializer", real_initializer)
         self.imag_initializer = filter_initializer("imag_initializer", imag_initializer)
@@ -154,17 +167,21 @@ class GlobalFilter(keras.layers.Layer):
 
     def build(self, input_shape):
         shape = _checks.sequence_shape("GlobalFilter", input_shape)
-        if self.max_sequence_length is None:
-            if shape[1] is None:
-                raise ValueError(
-                    "GlobalFilter needs `max_sequence_length` when the sequence length is not "
-                    f"known at build time. Received: input_shape={shape}"
-                )
+        if self.max_sequence_length is None and shape[1] is not None:
             self.max_sequence_length = int(shape[1])
+        if self.max_sequence_length is None and self.filter_bins is None:
+            raise ValueError(
+                "GlobalFilter needs `max_sequence_length` or `filter_bins` when the sequence "
+                f"length is not known at build time. Received: input_shape={shape}"
+            )
+        # The grid of the filter: `filter_bins` bins at frequencies j / filter_length.
+        self.filter_length, self.filter_bins = _checks.filter_grid(
+            self.filter_bins, self.max_sequence_length
+        )
         self.filter_real, self.filter_imag = add_complex_weight(
             self,
             "filter",
-            (self.max_sequence_length // 2 + 1, shape[-1]),
+            (self.filter_bins, shape[-1]),
             self.real_initializer,
             self.imag_initializer,
         )
@@ -172,7 +189,7 @@ class GlobalFilter(keras.layers.Layer):
     def _filter(self, length):
         """`(real, imag)`, each `(D, K)`: the filter resampled to `length` tokens."""
         return tuple(
-            spectral_ops.resample_spectrum(ops.transpose(weight), length, self.max_sequence_length)
+            spectral_ops.resample_spectrum(ops.transpose(weight), length, self.filter_length)
             for weight in (self.filter_real, self.filter_imag)
         )
 
@@ -199,10 +216,28 @@ class GlobalFilter(keras.layers.Layer):
         return {
             **super().get_config(),
             "max_sequence_length": self.max_sequence_length,
+            "filter_bins": self.filter_bins,
             "fft_impl": self.fft_impl,
             "real_initializer": keras.initializers.serialize(self.real_initializer),
             "imag_initializer": keras.initializers.serialize(self.imag_initializer),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # Saved before `filter_bins` existed: one filter value per bin of its length.
+        length = config.get("max_sequence_length")
+        return super().from_config(
+            _checks.legacy_default(config, "filter_bins", length and length // 2 + 1)
+        )
+
+    @staticmethod
+    def count_parameters(channels, arguments):
+        """`2·K_f·D`: the real and imaginary filter on `K_f` bins for `D` channels."""
+        _, bins = _checks.filter_grid(
+            _checks.optional_filter_bins(arguments.get("filter_bins")),
+            arguments["max_sequence_length"],
+        )
+        return 2 * bins * channels
 
     @staticmethod
     def count_flops(tally, tokens, channels, arguments):

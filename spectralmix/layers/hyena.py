@@ -509,6 +509,34 @@ class HyenaOperator(keras.layers.Layer):
         }
 
     @staticmethod
+    def count_parameters(channels, arguments):
+        """The projections `D → (o+1)·D` and `D → D` with biases, the short convolution's
+        `k` taps and bias per stream, the skip term per filter channel and the implicit
+        filter's FFN (twice when bidirectional); none depends on the length."""
+        order = validation.integer("order", arguments.get("order", 2), minimum=2)
+        width = arguments.get("filter_order", 64)
+        hidden = arguments.get("num_inner_mlps", 2)
+        taps = arguments.get("short_filter_order", 3)
+        streams, filter_channels = (order + 1) * channels, (order - 1) * channels
+        implicit_filter = (
+            width  # the sine frequencies
+            + arguments.get("emb_dim", 3) * width
+            + width
+            + hidden * (width * width + width)
+            + width * filter_channels
+        )
+        filters = 1 if arguments.get("causal", True) else 2
+        return (
+            channels * streams
+            + streams
+            + (taps + 1) * streams
+            + filter_channels
+            + filters * implicit_filter
+            + channels * channels
+            + channels
+        )
+
+    @staticmethod
     def count_flops(tally, tokens, channels, arguments):
         """The projections, the short convolution, the implicit filters at the `N` positions
         (the FFN, sines, window; twice when bidirectional), per long convolution the rfft of

@@ -18,9 +18,18 @@ class PositionEmbedding(keras.layers.Layer):
     `P` resampled to its length by linear interpolation over normalised position (row `i` of
     `N` takes `P` at `i · (L - 1) / (N - 1)`), so nothing is truncated.
 
+    A table with fewer rows than the positions it serves (`span = S > L`, e.g. 4,096 rows for
+    a million tokens, so the parameters do not grow with the length): position `i < S` takes
+    `P` at `i · (L - 1) / (S - 1)`, interpolated linearly between rows, whatever the input's
+    length, so a token's position vector still never depends on what follows it (cached
+    generation reads the same vectors, `positions`). Inputs longer than `S` get `P` resampled
+    to their length as above.
+
     Args:
-        max_sequence_length: number of learned positions `L`.
+        max_sequence_length: number of learned positions `L` (rows of the table).
         initializer: initializer of `P`. Defaults to a truncated normal of stddev 0.02.
+        span: number of positions `S >= L` the rows are spread over. Defaults to `L` (one row
+            per position).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Input shape:
@@ -37,9 +46,15 @@ class PositionEmbedding(keras.layers.Layer):
         [[[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]]
     """
 
-    def __init__(self, max_sequence_length, initializer=None, **kwargs):
+    def __init__(self, max_sequence_length, initializer=None, span=None, **kwargs):
         super().__init__(**kwargs)
         self.max_sequence_length = _checks.positive_int("max_sequence_length", max_sequence_length)
+        self.span = _checks.positive_int("span", self.max_sequence_length if span is None else span)
+        if self.span < self.max_sequence_length:
+            raise ValueError(
+                f"`span` must be at least the table's rows, `max_sequence_length` "
+                f"({self.max_sequence_length}). Received: span={span}"
+            )
         self.initializer = keras.initializers.get(
             initializer or keras.initializers.TruncatedNormal(stddev=0.02)
         )
@@ -53,10 +68,31 @@ class PositionEmbedding(keras.layers.Layer):
             initializer=self.initializer,
         )
 
+    def positions(self, start, count):
+        """The position vectors `(count, channels)` of positions `start .. start + count - 1`
+        (all below `span`), as `call` adds them to an input of up to `span` tokens. `start`
+        is a Python int or a scalar integer tensor; `count` a Python int or, for `start = 0`,
+        a scalar tensor."""
+        table = ops.convert_to_tensor(self.position_embeddings)  # a tensor before jax traces
+        if self.span == self.max_sequence_length:
+            return ops.slice(table, (start, 0), (count, table.shape[-1]))
+        # The same float32 arithmetic for every (start, count): a position's vector is
+        # bitwise the same in a full call and in a cached step.
+        index = ops.cast(start, "float32") + ops.arange(0, count, dtype="float32")
+        position = index * ((self.max_sequence_length - 1) / (self.span - 1))
+        lower = ops.floor(position)
+        weight = ops.cast(ops.expand_dims(position - lower, -1), table.dtype)
+        lower = ops.cast(lower, "int32")
+        upper = ops.minimum(lower + 1, self.max_sequence_length - 1)
+        return (
+            ops.take(table, lower, axis=0) * (1.0 - weight)
+            + ops.take(table, upper, axis=0) * weight
+        )
+
     def _positions(self, length):
         table = ops.convert_to_tensor(self.position_embeddings)  # a tensor before jax traces
-        if length <= self.max_sequence_length:
-            return ops.slice(table, (0, 0), (length, table.shape[-1]))
+        if length <= self.span:
+            return self.positions(0, length)
         position = np.arange(length) * (self.max_sequence_length - 1) / (length - 1)
         lower = np.floor(position).astype("int32")
         upper = np.minimum(lower + 1, self.max_sequence_length - 1)
@@ -69,10 +105,8 @@ class PositionEmbedding(keras.layers.Layer):
     def call(self, inputs):
         length = inputs.shape[1]
         if length is None:
-            # Length known only at run time (a TF graph): it must fit the learned table.
-            length = ops.shape(inputs)[1]
-            table = ops.convert_to_tensor(self.position_embeddings)
-            positions = ops.slice(table, (0, 0), (length, table.shape[-1]))
+            # Length known only at run time (a TF graph): it must fit the span.
+            positions = self.positions(0, ops.shape(inputs)[1])
         else:
             positions = self._positions(int(length))
         return inputs + ops.cast(positions, inputs.dtype)
@@ -84,5 +118,6 @@ class PositionEmbedding(keras.layers.Layer):
         return {
             **super().get_config(),
             "max_sequence_length": self.max_sequence_length,
+            "span": self.span,
             "initializer": keras.initializers.serialize(self.initializer),
         }

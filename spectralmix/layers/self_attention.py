@@ -189,6 +189,14 @@ class SelfAttention(keras.layers.MultiHeadAttention):
         return num_heads * length * length * 4 * _SCORE_COPIES + length * length
 
     @staticmethod
+    def count_parameters(channels, arguments):
+        """q, k, v `(D, H, d)` with biases `(H, d)` and the output `(H, d, D)` with a bias
+        `(D)`, `d = key_dim` (default `D / H`); none depends on the length."""
+        heads = arguments["num_heads"]
+        width = heads * (arguments.get("key_dim") or channels // heads)
+        return 3 * (channels * width + width) + width * channels + channels
+
+    @staticmethod
     def count_flops(tally, tokens, channels, arguments):
         """q, k, v and output projections `D → D`, the query scale, `QKᵀ` and `AV`, softmax."""
         from spectralmix import flops

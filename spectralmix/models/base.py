@@ -80,11 +80,17 @@ def encoder(
     norm_first,
     layer_norm_epsilon,
     dtype,
+    filter_bins=None,
 ):
     """`num_layers` `MetaFormerBlock`s (drop path rising linearly from 0) and a final
-    LayerNorm; mixers that take a length are defined for `num_tokens` tokens."""
+    LayerNorm; mixers that take a length are defined for `num_tokens` tokens, and those that
+    take `filter_bins` get it unless it is `None`."""
     kwargs = mixer_arguments(
-        token_mixer, token_mixer_kwargs, num_heads=num_heads, max_sequence_length=num_tokens
+        token_mixer,
+        token_mixer_kwargs,
+        num_heads=num_heads,
+        max_sequence_length=num_tokens,
+        filter_bins=filter_bins,
     )
     for i, rate in enumerate(np.linspace(0.0, drop_path, num_layers)):
         x = MetaFormerBlock(

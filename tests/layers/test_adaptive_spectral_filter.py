@@ -251,3 +251,129 @@ def test_modrelu_epsilon_is_used_saved_and_defaults_to_the_authors_value(rng):
     # A config saved before `modrelu_epsilon` existed loads with the exact modReLU.
     legacy = {k: v for k, v in layer.get_config().items() if k != "modrelu_epsilon"}
     assert AdaptiveSpectralFilter.from_config(legacy).modrelu_epsilon == 0.0
+
+
+# --- filter_bins: the filter's resolution, apart from the length ----------------------------
+
+
+def _oracle_on(layer, x, filter_length):
+    """The oracle with the filter defined for `filter_length` tokens."""
+    return R.adaptive_spectral_filter(
+        x.astype(np.float64),
+        num_heads=layer.num_heads,
+        max_sequence_length=filter_length,
+        variant=layer.variant,
+        modrelu_epsilon=layer.modrelu_epsilon,
+        **spectral_filter_weights(weights_by_name(layer)),
+    )
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+@pytest.mark.parametrize("length", [12, 13])
+def test_filter_bins_of_the_length_is_the_papers_exact_form(rng, variant, length):
+    layer = AdaptiveSpectralFilter(2, filter_bins=length // 2 + 1, variant=variant)
+    x = rng.standard_normal((2, length, 8)).astype("float32")
+    layer.build(x.shape)
+    for v in layer.weights:
+        v.assign(to_numpy(v) + 0.3 * rng.standard_normal(v.shape).astype("float32"))
+    assert layer.filter_length == length  # odd lengths too: bins j / N, not j / (2(K - 1))
+    assert layer.base_filter.shape == (2, length // 2 + 1)
+    assert_close(layer(x), _oracle_on(layer, x, length))
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+@pytest.mark.parametrize("adaptive", [True, False])
+@pytest.mark.parametrize("length", [12, 6, 7, 30])
+def test_fewer_bins_are_the_oracle_with_the_filter_resampled(rng, variant, adaptive, length):
+    # 4 bins for 12 tokens: the filter sits at frequencies j / 6 and is resampled.
+    layer = _built_layer(rng, filter_bins=4, variant=variant, adaptive=adaptive)
+    assert (layer.filter_bins, layer.filter_length) == (4, 6)
+    assert layer.base_filter.shape == (2, 4)
+    x = rng.standard_normal((3, length, 8)).astype("float32")
+    assert_close(layer(x), _oracle_on(layer, x, 6))
+
+
+def test_default_filter_bins_keep_the_exact_form_to_4096_tokens_then_stay_bounded():
+    cases = {
+        # max_sequence_length: (filter_bins, filter_length)
+        4096: (2049, 4096),
+        4097: (2049, 4097),  # 4097 // 2 + 1 = 2049: still one value per bin of its length
+        4098: (2049, 4096),
+        1_048_576: (2049, 4096),
+        10: (6, 10),
+    }
+    for max_length, expected in cases.items():
+        layer = AdaptiveSpectralFilter(4, max_sequence_length=max_length, adaptive=False)
+        layer.build((None, None, 8))
+        assert (layer.filter_bins, layer.filter_length) == expected, max_length
+        assert layer.base_filter.shape == (4, expected[0])
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+@pytest.mark.parametrize("adaptive", [True, False])
+@pytest.mark.parametrize(("max_length", "filter_bins"), [(12, None), (12, 4), (9, None)])
+def test_parameter_count_formula(variant, adaptive, max_length, filter_bins):
+    arguments = {
+        "num_heads": 2,
+        "max_sequence_length": max_length,
+        "filter_bins": filter_bins,
+        "variant": variant,
+        "adaptive": adaptive,
+    }
+    layer = AdaptiveSpectralFilter(**arguments)
+    layer.build((None, None, 8))
+    assert AdaptiveSpectralFilter.count_parameters(8, arguments) == layer.count_params()
+    # By hand, v1, adaptive: 2·H·K + C·C + C + (C + 1)·H·K with C = 8, H = 2, K = 7.
+    if (variant, adaptive, max_length, filter_bins) == ("v1", True, 12, None):
+        assert layer.count_params() == 2 * 2 * 7 + 8 * 8 + 8 + 9 * 2 * 7
+
+
+def test_parameters_at_a_million_tokens_by_default():
+    arguments = {"num_heads": 4, "max_sequence_length": 1_048_576}
+    # 2·4·2049 + 64·64 + 64 + 65·4·2049: the per-bin filter would have 140,513,612.
+    assert AdaptiveSpectralFilter.count_parameters(64, arguments) == 553_292
+    per_bin = {**arguments, "filter_bins": 524_289}
+    assert AdaptiveSpectralFilter.count_parameters(64, per_bin) == 140_513_612
+
+
+def test_filter_bins_is_saved_and_legacy_configs_load_with_a_bin_per_frequency(rng, tmp_path):
+    layer = _built_layer(rng, filter_bins=4)
+    assert layer.get_config()["filter_bins"] == 4
+    restored = AdaptiveSpectralFilter.from_config(layer.get_config())
+    restored.build((None, None, 8))
+    restored.set_weights(layer.get_weights())
+    x = rng.standard_normal((2, 9, 8)).astype("float32")
+    assert_close(restored(x), layer(x))
+    # A config saved before `filter_bins` existed: one filter value per bin of its length,
+    # at any length (beyond 4,096 tokens the default would now be 2,049 bins).
+    old = {k: v for k, v in layer.get_config().items() if k != "filter_bins"}
+    for max_length in (12, 8192):
+        legacy = AdaptiveSpectralFilter.from_config({**old, "max_sequence_length": max_length})
+        legacy.build((None, None, 8))
+        assert legacy.base_filter.shape == (2, max_length // 2 + 1)
+        assert legacy.filter_length == max_length
+
+
+def test_keras_file_round_trip_with_fewer_bins(tmp_path):
+    run_layer_test(
+        lambda **kw: AdaptiveSpectralFilter(2, filter_bins=5, **kw),
+        (16, 8),
+        tmp_path,
+        expected_trainable=6,
+    )
+
+
+def test_unknown_length_needs_only_filter_bins(rng):
+    layer = AdaptiveSpectralFilter(2, filter_bins=4)
+    layer.build((None, None, 8))
+    assert (layer.max_sequence_length, layer.filter_length) == (None, 6)
+    x = rng.standard_normal((1, 10, 8)).astype("float32")
+    assert_close(layer(x), _oracle_on(layer, x, 6))
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(1, ValueError), (0, ValueError), (-3, ValueError), (2.5, TypeError)]
+)
+def test_bad_filter_bins(value, error):
+    with pytest.raises(error, match=f"filter_bins={value}"):
+        AdaptiveSpectralFilter(2, filter_bins=value)

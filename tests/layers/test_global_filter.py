@@ -269,7 +269,7 @@ def test_bad_inputs():
 def test_declarations():
     assert get_token_mixer("gfnet") is GlobalFilter
     assert GlobalFilter.causal is False
-    assert GlobalFilter.model_arguments == ("max_sequence_length",)
+    assert GlobalFilter.model_arguments == ("max_sequence_length", "filter_bins")
     layer = GlobalFilter()
     layer.build((None, 8, 4))
     paths = {v.path.split("/", 1)[1]: len(v.shape) for v in layer.weights}
@@ -338,3 +338,95 @@ def test_fftnet_backbone_with_gfnet_fits_and_saves(rng, tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(to_numpy(loaded(ids)), to_numpy(model(ids)), atol=1e-6)
+
+
+# --- filter_bins: the filter's resolution, apart from the length ----------------------------
+
+
+def _oracle_on(layer, x, filter_length):
+    return R.global_filter(
+        np.asarray(x, np.float64), *_weights(layer), max_sequence_length=filter_length
+    )
+
+
+@pytest.mark.parametrize("length", [12, 13])
+def test_filter_bins_of_the_length_is_gfnets_exact_form(rng, length):
+    layer = GlobalFilter(filter_bins=length // 2 + 1)
+    x = rng.standard_normal((2, length, 5)).astype("float32")
+    layer.build(x.shape)
+    for v in layer.weights:
+        v.assign(rng.standard_normal(v.shape).astype("float32"))
+    assert layer.filter_length == length
+    assert layer.filter_real.shape == (length // 2 + 1, 5)
+    assert_close(layer(x), _oracle_on(layer, x, length))
+
+
+@pytest.mark.parametrize("fft_impl", ["fft", "dft"])
+@pytest.mark.parametrize("length", [12, 6, 7, 30])
+def test_fewer_bins_are_the_oracle_with_the_filter_resampled(rng, fft_impl, length):
+    layer = _built_layer(rng, filter_bins=4, fft_impl=fft_impl)  # bins j / 6
+    assert (layer.filter_bins, layer.filter_length) == (4, 6)
+    assert layer.filter_real.shape == (4, 5)
+    x = rng.standard_normal((3, length, 5)).astype("float32")
+    assert_close(layer(x), _oracle_on(layer, x, 6))
+
+
+def test_default_filter_bins_keep_the_exact_form_to_4096_tokens_then_stay_bounded():
+    for max_length, expected in {4096: (2049, 4096), 4098: (2049, 4096), 10: (6, 10)}.items():
+        layer = GlobalFilter(max_sequence_length=max_length)
+        layer.build((None, None, 2))
+        assert (layer.filter_bins, layer.filter_length) == expected
+        assert layer.count_params() == 2 * expected[0] * 2
+    # 2·K·D: at a million tokens 2 · 2049 · 64 by default, 2 · 524289 · 64 per bin.
+    assert GlobalFilter.count_parameters(64, {"max_sequence_length": 1_048_576}) == 262_272
+    per_bin = {"max_sequence_length": 1_048_576, "filter_bins": 524_289}
+    assert GlobalFilter.count_parameters(64, per_bin) == 67_108_992
+
+
+@pytest.mark.parametrize(("max_length", "filter_bins"), [(12, None), (12, 4), (9, None)])
+def test_parameter_count_formula(max_length, filter_bins):
+    arguments = {"max_sequence_length": max_length, "filter_bins": filter_bins}
+    layer = GlobalFilter(**arguments)
+    layer.build((None, None, 3))
+    assert GlobalFilter.count_parameters(3, arguments) == layer.count_params()
+
+
+def test_filter_bins_is_saved_and_legacy_configs_load_with_a_bin_per_frequency(rng):
+    layer = _built_layer(rng, filter_bins=4)
+    assert layer.get_config()["filter_bins"] == 4
+    restored = GlobalFilter.from_config(layer.get_config())
+    restored.build((None, None, 5))
+    restored.set_weights(layer.get_weights())
+    x = rng.standard_normal((2, 9, 5)).astype("float32")
+    assert_close(restored(x), layer(x))
+    old = {k: v for k, v in layer.get_config().items() if k != "filter_bins"}
+    for max_length in (12, 8192):
+        legacy = GlobalFilter.from_config({**old, "max_sequence_length": max_length})
+        legacy.build((None, None, 5))
+        assert legacy.filter_real.shape == (max_length // 2 + 1, 5)
+        assert legacy.filter_length == max_length
+
+
+def test_keras_file_round_trip_with_fewer_bins(tmp_path):
+    run_layer_test(
+        lambda **kw: GlobalFilter(filter_bins=5, **kw), (16, 4), tmp_path, expected_trainable=2
+    )
+
+
+def test_filter_bins_reaches_the_mixer_through_the_blocks():
+    from spectralmix.layers import FFTNetBlock
+
+    block = MetaFormerBlock("gfnet", {"filter_bins": 3})
+    block.build((None, 16, 4))
+    assert block.mixer.filter_real.shape == (3, 4)
+    block = FFTNetBlock(num_heads=2, token_mixer="gfnet", filter_bins=3)
+    block.build((None, 16, 4))
+    assert (block.mixer.filter_bins, block.get_config()["filter_bins"]) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [(1, ValueError), (0, ValueError), (2.5, TypeError), ("4", TypeError)]
+)
+def test_bad_filter_bins(value, error):
+    with pytest.raises(error, match=f"filter_bins={value!r}"):
+        GlobalFilter(filter_bins=value)

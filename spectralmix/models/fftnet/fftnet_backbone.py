@@ -13,7 +13,13 @@ from spectralmix.models.base import (
     check_encoder_arguments,
     check_model_kwargs,
     encoder,
+    is_legacy_config,
 )
+
+#: The most rows the learned position table gets by default: `min(tokens, 4096)`; longer
+#: sequences spread the rows over their positions (`PositionEmbedding(span=...)`), so the
+#: parameters do not grow with `max_sequence_length`.
+DEFAULT_MAX_POSITIONS = 4096
 
 
 @keras.saving.register_keras_serializable(package="spectralmix")
@@ -26,6 +32,14 @@ class FFTNetBackbone(Backbone):
     spectral filters and the position table are defined for `max_sequence_length` tokens
     (+1 with the class token) and the model runs at any length: shorter sequences use the
     first positions, longer ones resampled tables.
+
+    Parameters against length: the filters get `filter_bins` frequency bins (default
+    `min(tokens // 2 + 1, 2049)`) and the position table `num_positions` rows (default
+    `min(tokens, 4096)`, spread evenly over the `tokens` positions when fewer), so up to 4,096
+    tokens every position and bin has its own weights and beyond the parameters stay
+    bounded: a 4-block model of width 64, 4 heads and 256 token ids has 2,625,200 parameters
+    at 4,096 tokens and as many at 1,048,576, against 629,313,200 with a weight per bin and
+    position (`spectralmix.flops.count_parameters`).
 
     Args:
         vocabulary_size: number of token ids, padding id 0 included.
@@ -45,6 +59,12 @@ class FFTNetBackbone(Backbone):
         norm_first: pre-norm blocks (`True`) or post-norm (`False`, the FFTNet paper's code).
         class_token: whether to prepend a learned class token.
         layer_norm_epsilon: LayerNorm epsilon.
+        filter_bins: frequency bins of the spectral filters, for the mixers that take it
+            (`"fftnet"`, `"gfnet"`; see `AdaptiveSpectralFilter`); `token_mixer_kwargs` wins.
+            Defaults to the mixer's `min(tokens // 2 + 1, 2049)`.
+        num_positions: rows of the learned position table. Defaults to
+            `min(tokens, 4096)`; fewer rows than tokens are spread over the positions
+            (`PositionEmbedding(span=tokens)`).
         dtype: dtype policy of the layers.
 
     Examples:
@@ -55,7 +75,14 @@ class FFTNetBackbone(Backbone):
         (1, 5, 32)
     """
 
-    config_keys = ("vocabulary_size", "max_sequence_length", *ENCODER_KEYS, "class_token")
+    config_keys = (
+        "vocabulary_size",
+        "max_sequence_length",
+        *ENCODER_KEYS,
+        "class_token",
+        "filter_bins",
+        "num_positions",
+    )
 
     def __init__(
         self,
@@ -72,6 +99,8 @@ class FFTNetBackbone(Backbone):
         norm_first=False,
         class_token=False,
         layer_norm_epsilon=1e-5,
+        filter_bins=None,
+        num_positions=None,
         dtype=None,
         **kwargs,
     ):
@@ -88,6 +117,14 @@ class FFTNetBackbone(Backbone):
         )
         class_token = _checks.boolean("class_token", class_token)
         num_tokens = max_sequence_length + int(class_token)
+        filter_bins = _checks.optional_filter_bins(filter_bins)
+        num_positions = _checks.optional_positive_int("num_positions", num_positions)
+        if num_positions is not None and num_positions > num_tokens:
+            raise ValueError(
+                f"`num_positions` can be at most the tokens the backbone is built for "
+                f"({num_tokens}). Received: num_positions={num_positions}"
+            )
+        position_rows = num_positions or min(num_tokens, DEFAULT_MAX_POSITIONS)
 
         token_ids = keras.Input((None,), dtype="int32", name="token_ids")
         x = keras.layers.Embedding(
@@ -95,7 +132,9 @@ class FFTNetBackbone(Backbone):
         )(token_ids)
         if class_token:
             x = ClassToken(dtype=dtype, name="class_token")(x)
-        x = PositionEmbedding(num_tokens, dtype=dtype, name="position_embedding")(x)
+        x = PositionEmbedding(
+            position_rows, span=num_tokens, dtype=dtype, name="position_embedding"
+        )(x)
         x = keras.layers.Dropout(dropout, dtype=dtype, name="embedding_dropout")(x)
         x = encoder(
             x,
@@ -110,6 +149,7 @@ class FFTNetBackbone(Backbone):
             norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
+            filter_bins=filter_bins,
         )
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
         self.vocabulary_size = vocabulary_size
@@ -125,6 +165,21 @@ class FFTNetBackbone(Backbone):
         self.norm_first = norm_first
         self.class_token = class_token
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.filter_bins = filter_bins
+        self.num_positions = num_positions
+
+    @classmethod
+    def from_config(cls, config):
+        if not is_legacy_config(config) and "max_sequence_length" in config:
+            # Saved before `filter_bins` and `num_positions` existed: a filter value per bin
+            # and a position row per token, the shapes of its weights.
+            tokens = config["max_sequence_length"] + int(config.get("class_token", False))
+            filter_length = (config.get("token_mixer_kwargs") or {}).get(
+                "max_sequence_length", tokens
+            )
+            config = _checks.legacy_default(config, "filter_bins", filter_length // 2 + 1)
+            config = _checks.legacy_default(config, "num_positions", tokens)
+        return super().from_config(config)
 
     def init_cache(self, batch_size, max_length):
         """The zero cache for generating up to `max_length` tokens: one entry per block
@@ -163,9 +218,10 @@ class FFTNetBackbone(Backbone):
                     f"Received: cache_index={cache_index}, {length} tokens"
                 )
         x = self.get_layer("token_embedding")(token_ids)
-        table = ops.convert_to_tensor(self.get_layer("position_embedding").position_embeddings)
         start = ops.cast(cache_index, "int32")
-        positions = ops.slice(table, (start, 0), (ops.shape(x)[1], table.shape[-1]))
+        # The vectors a full call adds at these positions (`PositionEmbedding.positions`).
+        count = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+        positions = self.get_layer("position_embedding").positions(start, count)
         x = x + ops.cast(positions, x.dtype)
         new_cache = []
         for i, block_cache in enumerate(cache):
