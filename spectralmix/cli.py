@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _remat_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--remat",
+        action="store_true",
+        help="rematerialise each block's mixer and MLP in training (keras.remat): the same "
+        "updates in less memory, about one more forward pass in time; needs --dropout 0",
+    )
+
+
+def _remat(args: argparse.Namespace) -> dict:
+    """`--remat` as a model option (none without it: a run resumed from before it matches)."""
+    return {"remat": True} if args.remat else {}
+
+
 def _add_train_digits(tasks) -> argparse.ArgumentParser:
     digits = tasks.add_parser("digits", help="FFTNetViT on scikit-learn's 8x8 digits")
     _backend_option(digits)
@@ -140,6 +154,7 @@ def _add_train_listops(tasks) -> argparse.ArgumentParser:
     listops.add_argument("--hidden-dim", type=_positive_int, default=MODEL_DEFAULTS["hidden_dim"])
     listops.add_argument("--num-layers", type=_positive_int, default=MODEL_DEFAULTS["num_layers"])
     listops.add_argument("--dropout", type=_non_negative_float, default=MODEL_DEFAULTS["dropout"])
+    _remat_option(listops)
     listops.add_argument(
         "--cpu-budget",
         type=_positive_float,
@@ -196,6 +211,7 @@ def _add_train_lm(tasks) -> argparse.ArgumentParser:
     )
     lm.add_argument("--hidden-dim", type=_positive_int, default=MODEL_DEFAULTS["hidden_dim"])
     lm.add_argument("--num-layers", type=_positive_int, default=MODEL_DEFAULTS["num_layers"])
+    _remat_option(lm)
     lm.add_argument(
         "--cpu-budget",
         type=_positive_float,
@@ -452,6 +468,7 @@ def _train_listops(args: argparse.Namespace) -> dict:
             "hidden_dim": args.hidden_dim,
             "num_layers": args.num_layers,
             "dropout": args.dropout,
+            **_remat(args),
         },
         resume=args.resume,
         cpu_budget=args.cpu_budget,
@@ -473,7 +490,11 @@ def _train_lm(args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
-        model_options={"hidden_dim": args.hidden_dim, "num_layers": args.num_layers},
+        model_options={
+            "hidden_dim": args.hidden_dim,
+            "num_layers": args.num_layers,
+            **_remat(args),
+        },
         resume=args.resume,
         cpu_budget=args.cpu_budget,
         limit=args.limit,

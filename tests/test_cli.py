@@ -136,6 +136,20 @@ def test_listops_accumulate_splits_each_batch_into_micro_batches(
     assert _last_json_line(_cli("evaluate", "--model", best, "--data", test_file))["n"] == 48
 
 
+def test_listops_remat_reaches_the_model_and_its_checkpoint(tiny_listops_dir, tmp_path, capsys):
+    argv = ["train", "listops", "--data", tiny_listops_dir, "--out", str(tmp_path / "run")]
+    argv += ["--hidden-dim", "8", "--num-layers", "1", "--epochs", "1", "--limit", "16"]
+    cli.main([*argv, "--batch-size", "8", "--remat", "--quiet"])
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["arguments"]["model_options"]["remat"] is True
+    best = keras.saving.load_model(tmp_path / "run" / "best.keras")
+    assert best.backbone.remat == "full"
+    assert best.backbone.get_layer("block_0").remat == "full"
+    parser = cli.build_parser()
+    assert parser.parse_args(["train", "lm", "--remat"]).remat is True
+    assert parser.parse_args(["train", "listops", "--data", "d"]).remat is False
+
+
 def test_data_listops_writes_readable_splits(tmp_path):
     from spectralmix.data import listops
 

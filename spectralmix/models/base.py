@@ -81,6 +81,7 @@ def encoder(
     layer_norm_epsilon,
     dtype,
     filter_bins=None,
+    remat=False,
 ):
     """`num_layers` `MetaFormerBlock`s (drop path rising linearly from 0) and a final
     LayerNorm; mixers that take a length are defined for `num_tokens` tokens, and those that
@@ -101,6 +102,7 @@ def encoder(
             drop_path=float(rate),
             norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
+            remat=remat,
             dtype=dtype,
             name=f"block_{i}",
         )(x)

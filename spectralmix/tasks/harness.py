@@ -421,7 +421,9 @@ def train(
             every batch holds a multiple of `num_devices` examples.
         num_devices: devices for `distribute` (default: all).
         limit: use only the first `limit` examples of each split (smoke runs).
-        model_options: overrides of `task.model_defaults`.
+        model_options: overrides of `task.model_defaults`, the backbone's arguments; e.g.
+            `{"remat": True}` rematerialises each block in training (`MetaFormerBlock`,
+            `keras.remat`: the same updates in less memory, for long sequences; CLI `--remat`).
     """
     import keras
 

@@ -65,6 +65,10 @@ class FFTNetBackbone(Backbone):
         num_positions: rows of the learned position table. Defaults to
             `min(tokens, 4096)`; fewer rows than tokens are spread over the positions
             (`PositionEmbedding(span=tokens)`).
+        remat: rematerialise each block's mixer and MLP in training (`keras.remat`):
+            `False` (default), `True`, `"mixer"` or `"mlp"` (see `MetaFormerBlock`). Less
+            memory for long sequences, the same outputs and gradients, about one more
+            forward pass in time; needs `dropout=0`.
         dtype: dtype policy of the layers.
 
     Examples:
@@ -82,6 +86,7 @@ class FFTNetBackbone(Backbone):
         "class_token",
         "filter_bins",
         "num_positions",
+        "remat",
     )
 
     def __init__(
@@ -101,6 +106,7 @@ class FFTNetBackbone(Backbone):
         layer_norm_epsilon=1e-5,
         filter_bins=None,
         num_positions=None,
+        remat=False,
         dtype=None,
         **kwargs,
     ):
@@ -150,6 +156,7 @@ class FFTNetBackbone(Backbone):
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
             filter_bins=filter_bins,
+            remat=remat,
         )
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
         self.vocabulary_size = vocabulary_size
@@ -167,6 +174,7 @@ class FFTNetBackbone(Backbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.filter_bins = filter_bins
         self.num_positions = num_positions
+        self.remat = self.get_layer("block_0").remat
 
     @classmethod
     def from_config(cls, config):

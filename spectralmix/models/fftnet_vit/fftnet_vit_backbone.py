@@ -44,6 +44,9 @@ class FFTNetViTBackbone(Backbone):
             from the backbone for the mixers that declare them.
         norm_first: pre-norm blocks (`True`) or post-norm (`False`, the FFTNet paper's code).
         layer_norm_epsilon: LayerNorm epsilon.
+        remat: rematerialise each block's mixer and MLP in training (`keras.remat`):
+            `False` (default), `True`, `"mixer"` or `"mlp"` (see `MetaFormerBlock`); needs
+            `dropout=0`.
         dtype: dtype policy of the layers (e.g. `"mixed_bfloat16"`).
 
     Examples:
@@ -58,7 +61,7 @@ class FFTNetViTBackbone(Backbone):
         "An Image is Worth 16x16 Words", ICLR 2021.
     """
 
-    config_keys = ("image_size", "patch_size", "num_channels", *ENCODER_KEYS)
+    config_keys = ("image_size", "patch_size", "num_channels", *ENCODER_KEYS, "remat")
 
     def __init__(
         self,
@@ -75,6 +78,7 @@ class FFTNetViTBackbone(Backbone):
         token_mixer_kwargs=None,
         norm_first=False,
         layer_norm_epsilon=1e-5,
+        remat=False,
         dtype=None,
         **kwargs,
     ):
@@ -117,6 +121,7 @@ class FFTNetViTBackbone(Backbone):
             norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
             dtype=dtype,
+            remat=remat,
         )
         super().__init__(inputs=images, outputs=x, dtype=dtype, **kwargs)
         self.image_size = image_size
@@ -132,3 +137,4 @@ class FFTNetViTBackbone(Backbone):
         self.token_mixer_kwargs = token_mixer_kwargs
         self.norm_first = norm_first
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = self.get_layer("block_0").remat

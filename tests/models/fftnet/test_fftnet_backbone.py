@@ -1,8 +1,9 @@
+import keras
 import numpy as np
 import pytest
 
 from spectralmix.models import FFTNetBackbone
-from tests.helpers import to_numpy
+from tests.helpers import assert_close, to_numpy
 
 SMALL = dict(vocabulary_size=20, max_sequence_length=12, hidden_dim=16, num_layers=2, num_heads=2)
 
@@ -108,3 +109,38 @@ def test_flat_mixer_arguments_are_never_silently_ignored(flat, expected):
         message = None
         assert backbone.token_mixer_kwargs == expected, "the argument was dropped"
     assert message is None or argument in message
+
+
+def test_remat_keeps_the_outputs_and_the_training_step():
+    """One SGD step of a backbone with remat moves every weight as without it."""
+    ids = np.random.default_rng(1).integers(0, 20, (2, 12))  # some padding (id 0) too
+    target = np.random.default_rng(2).standard_normal((2, 12, 16)).astype("float32")
+    results = []
+    for remat in (False, True):
+        backbone = FFTNetBackbone(**SMALL, remat=remat)
+        if results:
+            backbone.set_weights(results[0][0])
+        before = backbone.get_weights()
+        outputs = to_numpy(backbone(ids))
+        backbone.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        backbone.train_on_batch(ids, target)
+        results.append((before, outputs, backbone.get_weights()))
+    (before, plain_out, plain), (_, remat_out, rematerialised) = results
+    assert_close(remat_out, plain_out)
+    for got, want in zip(rematerialised, plain, strict=True):
+        assert_close(got, want, "float32_model")
+    assert any(not np.allclose(a, b) for a, b in zip(before, plain, strict=True))
+
+
+def test_remat_config_round_trip_and_bad_values():
+    backbone = FFTNetBackbone(**SMALL, remat="mlp")
+    config = backbone.get_config()
+    assert config["remat"] == "mlp"
+    assert all(backbone.get_layer(f"block_{i}").remat == "mlp" for i in range(2))
+    assert FFTNetBackbone.from_config(config).get_config() == config
+    del config["remat"]  # saved before `remat` existed
+    assert FFTNetBackbone.from_config(config).remat is False
+    with pytest.raises(ValueError, match="remat='all'"):
+        FFTNetBackbone(**SMALL, remat="all")
+    with pytest.raises(ValueError, match="dropout=0.1"):
+        FFTNetBackbone(**SMALL, remat=True, dropout=0.1)

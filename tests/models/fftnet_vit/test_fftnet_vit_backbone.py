@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from spectralmix.models import FFTNetViTBackbone
-from tests.helpers import to_numpy
+from tests.helpers import assert_close, to_numpy
 
 SMALL = dict(image_size=16, patch_size=4, hidden_dim=16, num_layers=2, num_heads=2)
 
@@ -66,3 +66,19 @@ def test_legacy_config_is_refused_with_the_conversion_to_run():
 def test_bad_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         FFTNetViTBackbone(**{**SMALL, **kwargs})
+
+
+def test_remat_keeps_the_outputs_and_round_trips():
+    plain = FFTNetViTBackbone(**SMALL)
+    backbone = FFTNetViTBackbone(**SMALL, remat=True)
+    backbone.set_weights(plain.get_weights())
+    images = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype("float32")
+    assert_close(to_numpy(backbone(images)), to_numpy(plain(images)))
+    config = backbone.get_config()
+    assert config["remat"] == "full"
+    assert backbone.get_layer("block_1").remat == "full"
+    assert FFTNetViTBackbone.from_config(config).get_config() == config
+    del config["remat"]  # saved before `remat` existed
+    assert FFTNetViTBackbone.from_config(config).remat is False
+    with pytest.raises(ValueError, match="remat='on'"):
+        FFTNetViTBackbone(**SMALL, remat="on")
