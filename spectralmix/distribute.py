@@ -44,10 +44,13 @@ __all__ = [
     "distribution_scope",
     "fftnet_layout_map",
     "fit_torch_ddp",
+    "fit_torch_sequence",
 ]
 
 #: `"data"`: replicate the weights, split each batch. `"model"`: also shard the big weights.
-MODES = ("data", "model")
+#: `"sequence"`: replicate the weights, split each sequence's tokens (context parallelism,
+#: `spectralmix.sequence_parallel`; JAX and torch).
+MODES = ("data", "model", "sequence")
 
 #: Name of the device-mesh axis that `fftnet_layout_map` shards weights on.
 MODEL_AXIS = "model"
@@ -58,6 +61,13 @@ _XLA_DEVICE_COUNT = re.compile(r"--xla_force_host_platform_device_count=\S*")
 
 
 def _check_mode_for_backend(mode: str, backend: str) -> None:
+    if mode == "sequence" and backend == "tensorflow":
+        raise ValueError(
+            "Sequence (context) parallelism is wired for JAX (jax.shard_map) and torch "
+            "(torch.distributed all-to-all) only: tf.distribute has no all-to-all between the "
+            "replicas inside a step. On TensorFlow use mode='data', or KERAS_BACKEND=jax or "
+            "torch. Received: mode='sequence', backend='tensorflow'"
+        )
     if mode == "model" and backend == "tensorflow":
         raise ValueError(
             "Model parallelism is wired for the JAX backend only (keras.distribution."
@@ -83,13 +93,13 @@ def configure_devices(mode: str, num_devices: int, backend: str) -> None:
     `distribution_scope` uses them instead of the CPU devices.
 
     Args:
-        mode: `"data"` or `"model"` (`"model"` only on JAX).
+        mode: `"data"`, `"model"` (only on JAX) or `"sequence"` (JAX and torch).
         num_devices: devices (torch: processes) to train on, at least 1.
         backend: `"jax"`, `"tensorflow"` or `"torch"`.
 
     Raises:
         ValueError: for an unknown `mode` or `backend`, `num_devices < 1`, or model
-            parallelism on TensorFlow or torch.
+            parallelism on TensorFlow or torch, or sequence parallelism on TensorFlow.
         TypeError: if `num_devices` is not an int.
         RuntimeError: if JAX or TensorFlow already started with fewer CPU devices.
 
@@ -244,7 +254,10 @@ def distribution_scope(
     `(batch, model)` device mesh with `fftnet_layout_map` (`mode="model"`). TensorFlow:
     `tf.distribute.MirroredStrategy` (`mode="data"` only). The global batch size passed to
     `fit` is split across the devices (across the batch axis of the mesh), so it must be
-    divisible by their number. torch has no such scope: use `fit_torch_ddp`.
+    divisible by their number. `mode="sequence"` (JAX): `spectralmix.sequence_parallel.
+    SequenceParallel`, every input's token axis split across the devices instead (lengths
+    padded to a multiple of their number: `sequence_parallel.pad_tokens`). torch has no such
+    scope: use `fit_torch_ddp` or `fit_torch_sequence`.
 
     Args:
         mode: `"data"` or `"model"`.
@@ -306,6 +319,10 @@ def distribution_scope(
         return
     if mode == "data":
         distribution = keras.distribution.DataParallel(devices=devices)
+    elif mode == "sequence":
+        from spectralmix.sequence_parallel import SequenceParallel
+
+        distribution = SequenceParallel(devices)
     else:
         model_axis_size = num_devices if model_axis_size is None else model_axis_size
         if num_devices % model_axis_size:
@@ -321,6 +338,170 @@ def distribution_scope(
         )
     with distribution.scope():
         yield distribution
+
+
+def fit_torch_sequence(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    num_processes: int,
+    batch_size: int,
+    epochs: int = 1,
+    optimizer: Any = "sgd",
+    loss: Any = "sparse_categorical_crossentropy",
+    seed: int = 0,
+) -> list[float]:
+    """Trains an `FFTNetClassifier` (torch backend) with its sequences split across processes.
+
+    Context parallelism on torch: `num_processes` local processes (gloo on 127.0.0.1, as
+    `fit_torch_ddp`), each holding a contiguous block of every sequence's tokens. The token
+    ids are padded with 0 (padding, masked) to a multiple of `num_processes` first, as one
+    device would see that padded batch. Each process runs the backbone on its block inside
+    `spectralmix.sequence_parallel.scope` (the mixers' all-to-alls, the shard's positions),
+    the mean pooling adds the real tokens' sums and counts over the processes, and the head
+    and the loss are the same on every process. The gradients are averaged over the processes
+    (as `DistributedDataParallel` does): the loss counted once per process, and each
+    cross-process sum's backward adding the cotangents, that average is the one-device
+    gradient. The trained weights are loaded back into `model`.
+
+    Args:
+        model: a built `FFTNetClassifier` with `pooling="mean"` (no class token) whose mixers
+            have a sequence-parallel form (not attention).
+        x: token ids `(samples, length)`, 0 for padding.
+        y: labels `(samples,)`.
+        num_processes: processes (token blocks), at least 1.
+        batch_size: the batch size (every process sees the whole batch, its own tokens).
+        epochs: passes over the data (in order; a last partial batch is dropped).
+        optimizer: a Keras optimizer or its identifier.
+        loss: a Keras loss or its identifier (on the logits the model outputs).
+        seed: rank `r` seeds its random state (dropout) with `seed + r`.
+
+    Returns:
+        The loss of every step.
+
+    Raises:
+        ValueError: bad arguments, another backend or model, or a mixer that cannot be split
+            over `num_processes` (attention, or a count not dividing its heads or channels).
+    """
+    import keras
+
+    from spectralmix import sequence_parallel
+
+    if keras.config.backend() != "torch":
+        raise ValueError(
+            "fit_torch_sequence trains torch-backend models; on JAX use "
+            "distribution_scope('sequence'). "
+            f"Received: backend={keras.config.backend()!r}"
+        )
+    num_processes = validation.integer("num_processes", num_processes, 1)
+    batch_size = validation.integer("batch_size", batch_size, 1)
+    epochs = validation.integer("epochs", epochs, 1)
+    from spectralmix.models import FFTNetClassifier
+
+    if not isinstance(model, FFTNetClassifier) or model.pooling != "mean":
+        raise ValueError(
+            "fit_torch_sequence trains an FFTNetClassifier with pooling='mean' (a class token "
+            "would sit in one process's block). Received: "
+            f"{type(model).__name__}, pooling={getattr(model, 'pooling', None)!r}"
+        )
+    sequence_parallel.check_model(model, num_processes)
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(
+            f"`x` and `y` must hold the same number of samples. Received: len(x)={len(x)}, "
+            f"len(y)={len(y)}"
+        )
+    import torch.multiprocessing as mp
+
+    job = {
+        "model": keras.saving.serialize_keras_object(model),
+        "weights": [np.asarray(w) for w in model.get_weights()],
+        "optimizer": keras.optimizers.serialize(keras.optimizers.get(optimizer)),
+        "loss": keras.losses.serialize(keras.losses.get(loss)),
+        "x": sequence_parallel.pad_tokens(x, num_processes),
+        "y": y,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "seed": seed,
+        "port": _free_port(),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        result = os.path.join(folder, "result.npz")
+        mp.spawn(_sequence_process, args=(num_processes, job, result), nprocs=num_processes)
+        with np.load(result) as data:
+            model.set_weights([data[f"w{i}"] for i in range(len(model.weights))])
+            return [float(v) for v in data["losses"]]
+
+
+def _sequence_process(rank: int, world_size: int, job: dict, result: str) -> None:
+    """One spawned process of `fit_torch_sequence`: one block of every sequence's tokens."""
+    os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+    import torch
+    import torch.distributed as dist
+
+    import spectralmix.layers
+    import spectralmix.models  # noqa: F401  (registers the classes for deserialization)
+    from spectralmix import sequence_parallel
+
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{job['port']}",
+        rank=rank,
+        world_size=world_size,
+    )
+    try:
+        random.seed(job["seed"] + rank)
+        torch.manual_seed(job["seed"] + rank)
+        model = keras.saving.deserialize_keras_object(job["model"])
+        model.set_weights(job["weights"])
+        model.compile(
+            optimizer=keras.optimizers.deserialize(job["optimizer"]),
+            loss=keras.losses.deserialize(job["loss"]),
+        )
+        communicator = sequence_parallel.TorchCommunicator()
+        x, y, batch_size = job["x"], job["y"], job["batch_size"]
+        block = x.shape[1] // world_size
+        tokens = slice(rank * block, (rank + 1) * block)
+        model.train()
+        losses = []
+        for _ in range(job["epochs"]):
+            for start in range(0, len(x) - batch_size + 1, batch_size):
+                ids = keras.ops.convert_to_tensor(x[start : start + batch_size, tokens])
+                yb = keras.ops.convert_to_tensor(y[start : start + batch_size])
+                model.zero_grad()
+                with sequence_parallel.scope(communicator):
+                    logits = _sequence_logits(model, ids, communicator)
+                loss = model.compute_loss(y=yb, y_pred=logits, training=True)
+                losses.append(float(loss.detach()))
+                model.optimizer.scale_loss(loss).backward()
+                trainable = model.trainable_weights[:]
+                grads = [v.value.grad for v in trainable]
+                for grad in grads:  # DDP's average: see the docstring
+                    if grad is not None:
+                        dist.all_reduce(grad)
+                        grad /= world_size
+                with torch.no_grad():
+                    model.optimizer.apply(grads, trainable)
+        if rank == 0:
+            weights = {f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
+            np.savez(result, losses=np.asarray(losses), **weights)
+    finally:
+        dist.destroy_process_group()
+
+
+def _sequence_logits(model: Any, ids: Any, communicator: Any) -> Any:
+    """`FFTNetClassifier(pooling="mean")`'s logits from one block of the tokens: the masked
+    mean over every process's real tokens (`GlobalAveragePooling1D`'s formula)."""
+    from keras import ops
+
+    states = model.backbone(ids, training=True)
+    weight = ops.expand_dims(ops.cast(ops.not_equal(ids, 0), states.dtype), -1)
+    total = communicator.sum(ops.sum(states * weight, axis=1))
+    pooled = total / communicator.sum(ops.sum(weight, axis=1))
+    pooled = model.get_layer("head_dropout")(pooled, training=True)
+    return model.get_layer("head")(pooled)
 
 
 def fit_torch_ddp(

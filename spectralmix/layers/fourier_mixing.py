@@ -7,6 +7,7 @@ from types import MappingProxyType
 import keras
 from keras import ops
 
+from spectralmix import sequence_parallel
 from spectralmix.backends import spectral_core
 from spectralmix.layers import _checks
 
@@ -62,6 +63,8 @@ class FourierMixing(keras.layers.Layer):
         _checks.sequence_shape("FourierMixing", input_shape)
 
     def call(self, inputs, mask=None, training=None):
+        if sequence_parallel.is_active():  # tokens sharded over devices
+            return sequence_parallel.sharded_call(self, inputs, mask)
         _checks.floating_input("FourierMixing", inputs)
         x = ops.cast(inputs, _checks.island_dtype(self.dtype_policy))
         if mask is not None:

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from spectralmix import ops as spectral_ops
+from spectralmix import sequence_parallel
 from spectralmix.backends import dft, spectral_core
 from spectralmix.layers import _checks
 
@@ -194,6 +195,8 @@ class GlobalFilter(keras.layers.Layer):
         )
 
     def call(self, inputs, mask=None, training=None):
+        if sequence_parallel.is_active():  # tokens sharded over devices
+            return sequence_parallel.sharded_call(self, inputs, mask)
         _checks.floating_input("GlobalFilter", inputs)
         x = ops.cast(inputs, _checks.island_dtype(self.dtype_policy))
         length = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]

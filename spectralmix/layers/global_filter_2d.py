@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from spectralmix import ops as spectral_ops
+from spectralmix import sequence_parallel
 from spectralmix.backends import dft, spectral_core
 from spectralmix.layers import _checks
 from spectralmix.layers.global_filter import (
@@ -178,6 +179,8 @@ class GlobalFilter2D(keras.layers.Layer):
         return parts
 
     def call(self, inputs, mask=None, training=None):
+        if sequence_parallel.is_active():  # tokens sharded over devices
+            return sequence_parallel.sharded_call(self, inputs, mask)
         _checks.floating_input("GlobalFilter2D", inputs)
         x = ops.cast(inputs, _checks.island_dtype(self.dtype_policy))
         tokens = x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]

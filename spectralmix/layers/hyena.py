@@ -8,7 +8,7 @@ from types import MappingProxyType
 import keras
 from keras import ops
 
-from spectralmix import validation
+from spectralmix import sequence_parallel, validation
 from spectralmix.backends import dft, spectral_core
 from spectralmix.layers import _checks
 from spectralmix.layers.hyena_filter import (
@@ -344,6 +344,8 @@ class HyenaOperator(keras.layers.Layer):
     # --- the layer --------------------------------------------------------------------------
 
     def call(self, inputs, mask=None, training=None):
+        if sequence_parallel.is_active():  # tokens sharded over devices
+            return sequence_parallel.sharded_call(self, inputs, mask)
         _checks.floating_input("HyenaOperator", inputs)
         island = _checks.island_dtype(self.dtype_policy)
         length = inputs.shape[1] if inputs.shape[1] is not None else ops.shape(inputs)[1]

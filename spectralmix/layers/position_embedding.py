@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from spectralmix import sequence_parallel
 from spectralmix.layers import _checks
 
 
@@ -103,6 +104,8 @@ class PositionEmbedding(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        if sequence_parallel.process_communicator() is not None:  # one block of the tokens
+            return sequence_parallel.shard_positions(self, inputs)
         length = inputs.shape[1]
         if length is None:
             # Length known only at run time (a TF graph): it must fit the span.

@@ -8,6 +8,7 @@ from types import MappingProxyType
 import keras
 from keras import ops
 
+from spectralmix import sequence_parallel
 from spectralmix.layers import _checks
 
 #: Float32 bytes of the scores, the probabilities and their gradient: the memory that grows
@@ -97,6 +98,8 @@ class SelfAttention(keras.layers.MultiHeadAttention):
         super().build(shape, shape)
 
     def call(self, inputs, mask=None, training=None):
+        if sequence_parallel.is_active():  # not sharded over the tokens: a one-line error
+            return sequence_parallel.sharded_call(self, inputs, mask)
         return super().call(
             inputs, inputs, value_mask=mask, training=training, use_causal_mask=self.causal
         )
