@@ -218,6 +218,21 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/plot.py")
 
 
+@nox.session(default=False)
+def bench_long(session: nox.Session) -> None:
+    """A million tokens on the CPU: one block's forward+backward time and peak memory at 64K,
+    256K and 1M tokens per mixer and backend, the bare FFT pair, the FFTNet mixer over it,
+    one device against 8 simulated ones (JAX), a 4-block model's training step; one process
+    per point, resumable (points already in benchmarks/results/long-cpu.json are kept unless
+    `-- --force`); then the tables and docs/img/long-cpu-*.png. Hours at the defaults;
+    options after `--` go to bench_long.py (e.g. `-- --backends jax --lengths 65536`)."""
+    _install(session, "all")
+    session.install("matplotlib>=3.8")
+    session.run("python", "benchmarks/bench_long.py", *session.posargs)
+    # The tables and figures of what --out holds (the report reads --out and ignores the rest).
+    session.run("python", "benchmarks/bench_long.py", *session.posargs, "--report")
+
+
 @nox.session(default=False, venv_backend="none")
 def bench_gpu(session: nox.Session) -> None:
     """GPU benchmarks in the machine's own Python (frameworks with CUDA preinstalled); skips
