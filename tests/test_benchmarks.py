@@ -312,3 +312,126 @@ def test_run_workers_keeps_job_order_and_records_failures(monkeypatch):
     assert harness.LOCK_ENV not in os.environ  # and the caller's environment is restored
     with pytest.raises(ValueError, match="parallel"):
         harness.run_workers("x.py", jobs, 10, parallel=0)
+
+
+def _bench_long():
+    sys.path.insert(0, BENCH)
+    import bench_long
+
+    return bench_long
+
+
+def test_long_benchmark_quick_run_is_resumable(tmp_path):
+    """`bench_long.py --quick` at 64 tokens on the active backend (the bare FFT pair: one
+    process); a second run finds the point in the JSON and runs nothing."""
+    out = tmp_path / "long.json"
+    command = [sys.executable, os.path.join(BENCH, "bench_long.py"), "--quick", "--lengths", "64"]
+    command += ["--backends", BACKEND, "--kinds", "floor", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    points = json.loads(out.read_text())["points"]
+    (row,) = points.values()
+    assert row["status"] == "ok", row
+    assert (row["backend"], row["kind"], row["length"]) == (BACKEND, "floor", 64)
+    assert row["keras_backend"] == BACKEND  # the worker ran under the point's backend
+    assert row["forward_s"] > 0
+    assert row["forward_backward_s"] > 0
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert " ..." not in again.stderr  # no point ran again
+    assert json.loads(out.read_text())["points"] == points
+
+
+@pytest.mark.parametrize("kind", ["block", "ratio"])
+def test_long_benchmark_worker(kind):
+    """The workers' measurements, called here (each point runs in its own process in a run)."""
+    bench_long = _bench_long()
+    point = {"backend": BACKEND, "kind": kind, "mixer": "fftnet", "length": 64}
+    row = bench_long.worker(point, repeats=1)
+    assert row["status"] == "ok", row
+    if kind == "ratio":
+        assert row["mixer_forward_s"] > 0
+        assert row["floor_forward_s"] > 0
+        assert row["mixer_over_floor"] == pytest.approx(
+            row["mixer_forward_s"] / row["floor_forward_s"], rel=0.01, abs=0.01
+        )
+        return
+    assert row["forward_backward_s"] > 0
+    assert row["parameters"] > 0
+    # Copies of the 16 KiB input; the MB figure is rounded to 0.1 MB (3.2 copies here).
+    assert row["peak_copies_of_input"] == pytest.approx(
+        row["peak_increase_mb"] * 2**20 / (64 * 64 * 4), abs=3.3
+    )
+    grid = bench_long.worker({**point, "mixer": "gfnet_2d"}, repeats=1)
+    assert grid["status"] == "skipped_grid"
+
+
+def test_long_benchmark_all_to_all_bytes_by_hand():
+    bench_long = _bench_long()
+    # 8 tokens, 4 channels, 2 devices: a device holds 4 tokens and sends half of each shard.
+    # fftnet: 4 tokens x 4 channels x 4 bytes = 64 bytes, 32 sent, there and back.
+    assert bench_long.all_to_all_bytes("fftnet", 8, 4, 2) == {
+        "forward": 64,
+        "forward_backward": 128,
+    }
+    # hyena: its 3 x 4 projected channels there (96 bytes sent), 4 back (32).
+    assert bench_long.all_to_all_bytes("hyena", 8, 4, 2)["forward"] == 128
+    # fnet: 4 complex64 channels there (64 sent), the real part back (32).
+    assert bench_long.all_to_all_bytes("fnet", 8, 4, 2)["forward"] == 96
+    # 1M tokens, width 768, 8 devices: 402,653,184-byte shards, 7/8 sent, twice forward and
+    # twice backward: 1.409 GB; 3.13 ms at 450 GB/s, 112.7 ms at 12.5 GB/s.
+    table = bench_long.comm_table(lengths=(2**20,), mixers=("fftnet",))
+    assert "| fftnet | 1,048,576 (1M) | 0.70 / 1.41 GB | 3.1 ms | 112.7 ms |" in table
+
+
+def test_long_benchmark_memory_guard_records_instead_of_running():
+    bench_long = _bench_long()
+    memory = {"MemTotal": 24e9, "MemAvailable": 20e9}
+    attention = {"backend": "jax", "kind": "block", "mixer": "attention", "length": 65536}
+    # 3 x 4 heads x 65,536^2 float32 scores: 206 GB.
+    assert bench_long.guard(attention, {}, memory)["status"] == "did_not_fit"
+    small = {**attention, "length": 1024}
+    assert bench_long.guard(small, {}, memory) is None
+    # A measured shorter point scales linearly (x1.2): 4 GB at 256K -> 19.2 GB at 1M.
+    fftnet = {"backend": "jax", "kind": "block", "mixer": "fftnet"}
+    measured = {"a": {**fftnet, "length": 262144, "status": "ok", "peak_increase_mb": 4096}}
+    refused = bench_long.guard({**fftnet, "length": 1048576}, measured, memory)
+    assert refused["status"] == "refused_memory"  # over 90% of the 20 GB available, not 24
+    assert refused["estimate_gb"] == pytest.approx((1.5e9 + 4 * 2**30 * 4 * 1.2) / 1e9, abs=0.01)
+
+
+def test_long_benchmark_summary_ratios():
+    bench_long = _bench_long()
+
+    def row(kind, mixer, length, **values):
+        return {
+            "backend": "jax",
+            "kind": kind,
+            "mixer": mixer,
+            "length": length,
+            "status": "ok",
+        } | values
+
+    rows = [
+        row("ratio", "fftnet", 4096, mixer_over_floor=1.5),
+        row("ratio", "fftnet", 65536, mixer_over_floor=2.5),
+        row("floor", "-", 65536, forward_s=0.1, forward_backward_s=0.2),
+        row("floor", "-", 1048576, forward_s=2.0, forward_backward_s=4.0),
+        row("block", "fftnet", 65536, forward_backward_s=1.0, peak_copies_of_input=30.0),
+        row("block", "fftnet", 1048576, forward_backward_s=40.0, peak_copies_of_input=50.0),
+        row("sp", "fftnet", 65536, devices=1, forward_backward_s=1.0, xla_peak_mb=800.0),
+        row("sp", "fftnet", 65536, devices=8, forward_backward_s=3.0, xla_peak_mb=200.0),
+    ]
+    points = {bench_long.point_id(r): r for r in rows}
+    s = bench_long.summarise(points)["jax"]
+    assert s["mixer_over_floor_forward_max"] == 2.5
+    assert s["growth"]["block_fwd_bwd"] == 40.0
+    assert s["growth"]["floor_fwd_bwd"] == 20.0
+    assert s["growth"]["block_over_floor_fwd_bwd"] == 2.0
+    assert s["fftnet_block_copies"] == {"length": 1048576, "copies": 50.0}
+    assert s["sp"]["fftnet"][65536] == {
+        "devices": 8,
+        "per_device_memory_over_one": 0.25,
+        "time_over_one": 3.0,
+    }
