@@ -393,6 +393,11 @@ def test_long_benchmark_memory_guard_records_instead_of_running():
     assert bench_long.guard(attention, {}, memory)["status"] == "did_not_fit"
     small = {**attention, "length": 1024}
     assert bench_long.guard(small, {}, memory) is None
+    need = bench_long.estimate_bytes(small, {})
+    tight = {"MemTotal": need * 0.99, "MemAvailable": need * 0.99}
+    assert bench_long.guard(small, {}, tight)["status"] == "did_not_fit"
+    busy = {"MemTotal": need * 1.5, "MemAvailable": need}  # fits the machine, not the moment
+    assert bench_long.guard(small, {}, busy)["status"] == "refused_memory"
     # A measured shorter point scales linearly (x1.2): 4 GB at 256K -> 19.2 GB at 1M.
     fftnet = {"backend": "jax", "kind": "block", "mixer": "fftnet"}
     measured = {"a": {**fftnet, "length": 262144, "status": "ok", "peak_increase_mb": 4096}}
