@@ -99,9 +99,10 @@ INTERCONNECTS = {
 
 
 def point_id(point: dict) -> str:
-    return "/".join(
-        str(point[k]) for k in ("backend", "kind", "mixer", "length", "devices") if k in point
-    )
+    parts = [str(point[k]) for k in ("backend", "kind", "mixer", "length", "devices") if k in point]
+    if point.get("remat"):
+        parts.append(f"remat={point['remat']}")
+    return "/".join(parts)
 
 
 def input_bytes(length: int, channels: int = CHANNELS) -> int:
@@ -138,9 +139,8 @@ def plan(args) -> list[dict]:
                 continue
             if "block" in args.kinds:
                 for mixer in args.mixers:
-                    points.append(
-                        {"backend": backend, "kind": "block", "mixer": mixer, "length": length}
-                    )
+                    p = {"backend": backend, "kind": "block", "mixer": mixer, "length": length}
+                    points.append({**p, "remat": args.remat} if args.remat else p)
             if "sp" in args.kinds and backend == "jax":
                 for mixer in spectral:
                     if mixer in args.sp_mixers:
@@ -194,7 +194,8 @@ def estimate_bytes(point: dict, measured: dict) -> float:
         return WORKER_BYTES + 3 * TRAIN_LAYERS * CHANNELS * HEADS * (length // 2 + 1) * 4
     best = None
     for row in measured.values():
-        same = all(row.get(k) == point.get(k) for k in ("backend", "kind", "mixer", "devices"))
+        keys = ("backend", "kind", "mixer", "devices", "remat")
+        same = all(row.get(k) == point.get(k) for k in keys)
         near = length / 16 <= row["length"] < length  # fixed costs swamp tiny lengths
         if same and row.get("status") == "ok" and near and "peak_increase_mb" in row:
             grown = row.get("peak_increase_mb", 0) * 2**20 * length / row["length"] * 1.2
@@ -306,13 +307,15 @@ def _floor_fn(backend: str):
     return bench_layers._framework(backend).fft_pair
 
 
-def _layer(kind: str, mixer: str, length: int, heads: int = HEADS):
+def _layer(kind: str, mixer: str, length: int, heads: int = HEADS, **block):
     from spectralmix.layers import AdaptiveSpectralFilter, FFTNetBlock
 
     if kind == "mixer":
         layer = AdaptiveSpectralFilter(heads, max_sequence_length=FILTER_LENGTH)
     else:
-        layer = FFTNetBlock(num_heads=heads, token_mixer=mixer, max_sequence_length=FILTER_LENGTH)
+        layer = FFTNetBlock(
+            num_heads=heads, token_mixer=mixer, max_sequence_length=FILTER_LENGTH, **block
+        )
     layer.build((BATCH, length, CHANNELS))
     return layer
 
@@ -397,7 +400,8 @@ def work_block(point: dict, repeats: int) -> dict:
             f"{length} tokens is not one (run it in FFTNetViTBackbone)",
         }
     x = np.random.default_rng(0).standard_normal((BATCH, length, CHANNELS)).astype("float32")
-    layer = _layer("block", mixer, length)
+    block = {"remat": point["remat"]} if point.get("remat") else {}
+    layer = _layer("block", mixer, length, **block)
     _, forward_backward, extra = _runners(
         backend, _layer_fn(backend, layer), layer.trainable_variables, x
     )
@@ -637,8 +641,16 @@ def summarise(points: dict) -> dict:
             s["mixer_over_floor_forward"] = ratios
             s["mixer_over_floor_forward_max"] = max(ratios.values())
         block = {
-            r["length"]: r for r in _rows(points, backend=backend, kind="block", mixer="fftnet")
+            r["length"]: r
+            for r in _rows(points, backend=backend, kind="block", mixer="fftnet", remat=None)
         }
+        for r in _rows(points, backend=backend, kind="block", mixer="fftnet"):
+            if r.get("remat") and "peak_copies_of_input" in r:
+                s.setdefault("fftnet_block_copies_remat", {})[r["length"]] = {
+                    "remat": r["remat"],
+                    "copies": r["peak_copies_of_input"],
+                    "forward_backward_s": r["forward_backward_s"],
+                }
         floor = {r["length"]: r for r in _rows(points, backend=backend, kind="floor")}
         lengths = sorted(set(block) & set(floor))
         if len(lengths) >= 2:
@@ -779,10 +791,11 @@ def block_table(points: dict) -> str:
     copies of the input), the floor's forward and forward+backward."""
     backends = sorted({r["backend"] for r in points.values()})
     rows = [r for r in points.values() if r["kind"] == "block"]
-    mixers = [m for m in dict.fromkeys(r["mixer"] for r in rows)]
+    columns = list(dict.fromkeys((r["mixer"], r.get("remat")) for r in rows))
+    labels = [m + (f" (remat={remat})" if remat else "") for m, remat in columns]
     lines = [
-        "| backend | tokens | rfft+irfft fwd / fwd+bwd (s) | " + " | ".join(mixers) + " |",
-        "|---|---:|---:|" + "---|" * len(mixers),
+        "| backend | tokens | rfft+irfft fwd / fwd+bwd (s) | " + " | ".join(labels) + " |",
+        "|---|---:|---:|" + "---|" * len(columns),
     ]
     for backend in backends:
         lengths = sorted({r["length"] for r in rows if r["backend"] == backend})
@@ -795,16 +808,10 @@ def block_table(points: dict) -> str:
                 if floor and floor.get("status") == "ok"
                 else _cell(floor)
             )
-            cells = [
-                _cell(
-                    points.get(
-                        point_id(
-                            {"backend": backend, "kind": "block", "mixer": m, "length": length}
-                        )
-                    )
-                )
-                for m in mixers
-            ]
+            cells = []
+            for mixer, remat in columns:
+                p = {"backend": backend, "kind": "block", "mixer": mixer, "length": length}
+                cells.append(_cell(points.get(point_id({**p, "remat": remat}))))
             lines.append(f"| {backend} | {length:,} | {floor_cell} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -900,6 +907,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--train-backends", nargs="+", default=["jax", "torch"], help="backends of the train points"
+    )
+    parser.add_argument(
+        "--remat",
+        default=None,
+        help="the blocks' `remat` (e.g. full, mixer, mlp): separate points, ids end in remat=MODE",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny lengths: a smoke test")
