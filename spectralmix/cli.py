@@ -163,8 +163,9 @@ def _add_train_listops(tasks) -> argparse.ArgumentParser:
     )
     listops.add_argument(
         "--distribute",
-        choices=("data", "model"),
-        help="train on several devices: data parallel (JAX, TensorFlow) or model parallel (JAX)",
+        choices=("data", "model", "sequence"),
+        help="train on several devices: data parallel (JAX, TensorFlow), model parallel (JAX) "
+        "or sequence (context) parallel, each sequence's tokens split (JAX)",
     )
     listops.add_argument(
         "--devices",

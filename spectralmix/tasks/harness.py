@@ -415,7 +415,8 @@ def train(
         cpu_budget: stop training once it has used this many CPU seconds (process time over
             all threads, resumes included); the partial epoch is validated and checkpointed.
             Gives models of different speed the same compute in a comparison.
-        distribute: `"data"` or `"model"` to train on several devices through
+        distribute: `"data"`, `"model"` or `"sequence"` (JAX: every batch's length, the
+            class token counted, must split over the devices) to train on several devices through
             `spectralmix.distribute.distribution_scope` (JAX, TensorFlow; the devices must be
             configured first, see `spectralmix.distribute.configure_devices`). Under `"data"`
             every batch holds a multiple of `num_devices` examples.
@@ -666,6 +667,8 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
 
 def _batch_replicas(engine) -> int:
     """How many ways a distribution splits each batch (JAX mesh batch axis, TF replicas)."""
+    if hasattr(engine, "sequence_axis"):  # sequence parallel: the tokens split, not the batch
+        return 1
     if hasattr(engine, "num_replicas_in_sync"):
         return int(engine.num_replicas_in_sync)
     mesh = engine.device_mesh
