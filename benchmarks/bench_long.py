@@ -866,12 +866,19 @@ def plot(path: str, out_dir: str = DOCS_IMG) -> list[str]:
             for r in points.values():
                 if r["backend"] == backend and r.get("status") == "ok" and key in r:
                     if r["kind"] == "block":
-                        series.setdefault(f"{r['mixer']} block", []).append((r["length"], r[key]))
+                        label = f"{r['mixer']} block" + (
+                            f", remat={r['remat']}" if r.get("remat") else ""
+                        )
+                        series.setdefault(label, []).append((r["length"], r[key]))
                     elif r["kind"] == "floor":
                         series.setdefault("rfft+irfft", []).append((r["length"], r[key]))
             for label, xy in sorted(series.items()):
                 xy.sort()
-                ax.loglog(*zip(*xy, strict=True), marker="o", label=label)
+                draw = ax.loglog if suffix == "time" else ax.semilogx
+                draw(*zip(*xy, strict=True), marker="o", label=label)
+            if suffix == "memory":  # copies: a flat line is memory linear in the length
+                ax.axhline(16, linestyle="--", color="gray", label="target: 16 copies")
+                ax.set_ylim(bottom=0)
             ax.set_title(backend)
             ax.set_xlabel("tokens")
             ax.set_ylabel(ylabel)
