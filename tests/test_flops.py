@@ -573,3 +573,118 @@ def test_the_package_exposes_count_flops():
 def test_bad_token_mixer_kwargs_are_named():
     with pytest.raises(TypeError, match=r"token_mixer_kwargs=\['v2'\]"):
         count_flops({**TINY_VIT, "token_mixer_kwargs": ["v2"]}, TINY_SHAPE)
+
+
+# --- parameters against length ------------------------------------------------------------
+
+SEQUENCE = {
+    "family": "fftnet",
+    "vocabulary_size": 11,
+    "hidden_dim": 8,
+    "num_layers": 2,
+    "num_heads": 2,
+    "mlp_ratio": 1.5,
+}
+MIXER_KWARGS = {
+    "fftnet": [{}, {"variant": "v2"}, {"adaptive": False}],
+    "fnet": [{}],
+    "gfnet": [{}],
+    "hyena": [{"filter_order": 6, "causal": False}, {"order": 3, "filter_order": 4}],
+    "attention": [{}, {"key_dim": 3}],
+}
+
+
+def _small_defaults(monkeypatch):
+    """The default bounds made small, so that they act at lengths a test can build."""
+    from spectralmix.layers import _checks
+    from spectralmix.models.fftnet import fftnet_backbone
+
+    monkeypatch.setattr(_checks, "DEFAULT_MAX_FILTER_BINS", 5)
+    monkeypatch.setattr(fftnet_backbone, "DEFAULT_MAX_POSITIONS", 6)
+
+
+@pytest.mark.parametrize(
+    ("mixer", "kwargs"), [(m, k) for m, ks in MIXER_KWARGS.items() for k in ks]
+)
+@pytest.mark.parametrize("length", [7, 16])
+@pytest.mark.parametrize("classifier", [False, True])
+def test_count_parameters_is_the_built_models(monkeypatch, mixer, kwargs, length, classifier):
+    from spectralmix.flops import count_parameters
+    from spectralmix.models import FFTNetBackbone, FFTNetClassifier
+
+    _small_defaults(monkeypatch)  # at 16 tokens: 5 bins (not 9) and 6 positions (not 16)
+    config = {**SEQUENCE, "token_mixer": mixer, "token_mixer_kwargs": kwargs}
+    arguments = {k: v for k, v in config.items() if k != "family"}
+    backbone = FFTNetBackbone(max_sequence_length=length, **arguments)
+    model = FFTNetClassifier(backbone, num_classes=3) if classifier else backbone
+    assert count_parameters(model) == model.count_params()
+    # From a dict, and at another length than the model's.
+    dict_config = {**config, "max_sequence_length": 3, **({"num_classes": 3} if classifier else {})}
+    if classifier:
+        dict_config["pooling"] = model.pooling
+        dict_config["class_token"] = False
+    assert count_parameters(dict_config, length) == model.count_params()
+
+
+def test_count_parameters_with_explicit_bins_and_positions():
+    from spectralmix.flops import count_parameters
+    from spectralmix.models import FFTNetBackbone
+
+    arguments = {k: v for k, v in SEQUENCE.items() if k != "family"}
+    backbone = FFTNetBackbone(max_sequence_length=20, filter_bins=4, num_positions=3, **arguments)
+    assert count_parameters(backbone) == backbone.count_params()
+    # By hand: embedding 11·8, positions 3·8, per block 2 LayerNorms (4·8), the mixer
+    # (2·2·4 + 8·8 + 8 + 9·2·4) and the MLP (8·12 + 12 + 12·8 + 8), the final LayerNorm.
+    mixer = 2 * 2 * 4 + 8 * 8 + 8 + 9 * 2 * 4
+    block = 4 * 8 + mixer + 8 * 12 + 12 + 12 * 8 + 8
+    assert count_parameters(backbone) == 11 * 8 + 3 * 8 + 2 * block + 2 * 8
+
+
+def test_parameters_stay_bounded_with_the_defaults():
+    from spectralmix.flops import count_parameters
+
+    config = {**SEQUENCE, "vocabulary_size": 256, "hidden_dim": 64, "num_heads": 4}
+    config["num_layers"], config["mlp_ratio"] = 4, 4.0
+    for mixer in ("fftnet", "gfnet", "fnet", "hyena", "attention"):
+        small = count_parameters({**config, "token_mixer": mixer}, 4096)
+        large = count_parameters({**config, "token_mixer": mixer}, 1_048_576)
+        assert large <= 2 * small, mixer
+    # One weight per bin and position: grows with the length.
+    per_bin = {**config, "filter_bins": 524_289, "num_positions": 1_048_576}
+    assert count_parameters(per_bin, 1_048_576) == 629_313_200
+
+
+def test_parameter_table():
+    from spectralmix.flops import parameter_table
+
+    table = parameter_table(lengths=(4096, 65536), mixers=("fftnet", "fnet"))
+    lines = table.splitlines()
+    assert lines[0].startswith("| mixer | tokens |")
+    assert len(lines) == 2 + 4
+    # fftnet at 65,536 tokens: per bin 2·4·32769 + 64·64 + 64 + 65·4·32769, default K = 2049.
+    assert lines[3].startswith(f"| fftnet | 65,536 | {2 * 4 * 32769 + 4160 + 65 * 4 * 32769:,} |")
+    assert "| 553,292 |" in lines[3]
+    assert lines[4].startswith("| fnet | 4,096 | 0 | 0 |")
+
+
+def test_parameter_command_prints_the_table(capsys):
+    from spectralmix.flops import main, parameter_table
+
+    main(["--parameters"])
+    assert capsys.readouterr().out.strip() == parameter_table()
+    with pytest.raises(SystemExit):
+        main([])
+
+
+def test_count_parameters_errors(register):
+    from spectralmix.flops import count_parameters
+
+    with pytest.raises(TypeError, match="fftnet_vit"):
+        count_parameters(TINY_VIT)
+    with pytest.raises(ValueError, match="sequence_length=0"):
+        count_parameters({**SEQUENCE, "max_sequence_length": 8}, 0)
+    toy, _ = _toy_mixer()
+    name = register("toy_parameters_unknown", toy)
+    config = {**SEQUENCE, "max_sequence_length": 8, "token_mixer": name}
+    with pytest.raises(ValueError, match=r"'toy_parameters_unknown' \(FlopsToy\) declares no"):
+        count_parameters(config)

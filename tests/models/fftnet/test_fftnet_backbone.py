@@ -144,3 +144,90 @@ def test_remat_config_round_trip_and_bad_values():
         FFTNetBackbone(**SMALL, remat="all")
     with pytest.raises(ValueError, match="dropout=0.1"):
         FFTNetBackbone(**SMALL, remat=True, dropout=0.1)
+
+
+# --- parameters that do not grow with the length ------------------------------------------
+
+
+def test_filter_bins_and_num_positions_reach_the_layers():
+    backbone = FFTNetBackbone(
+        **{**SMALL, "max_sequence_length": 64}, filter_bins=5, num_positions=8
+    )
+    mixer = backbone.get_layer("block_0").mixer
+    assert (mixer.filter_bins, mixer.filter_length) == (5, 8)
+    table = backbone.get_layer("position_embedding")
+    assert (table.max_sequence_length, table.span) == (8, 64)
+    assert backbone(np.arange(1, 40)[None]).shape == (1, 39, 16)
+    config = backbone.get_config()
+    assert (config["filter_bins"], config["num_positions"]) == (5, 8)
+    restored = FFTNetBackbone.from_config(config)
+    assert restored.count_params() == backbone.count_params()
+
+
+def test_defaults_keep_a_row_per_position_and_a_bin_per_frequency_up_to_4096():
+    backbone = FFTNetBackbone(**SMALL)
+    assert backbone.get_layer("position_embedding").max_sequence_length == 12
+    assert backbone.get_layer("block_0").mixer.base_filter.shape == (2, 7)
+
+
+def test_a_model_for_a_million_tokens_has_at_most_twice_the_parameters_of_4096():
+    from spectralmix.flops import count_parameters
+
+    config = dict(vocabulary_size=256, hidden_dim=64, num_layers=4, num_heads=4)
+    built = FFTNetBackbone(max_sequence_length=4096, **config)  # built, never run at 1M
+    at_4096 = count_parameters(built)
+    assert at_4096 == built.count_params()
+    at_1m = count_parameters(built, 1_048_576)
+    assert at_1m <= 2 * at_4096, (at_1m, at_4096)
+    per_bin = {"filter_bins": 524_289, "num_positions": 1_048_576}
+    assert count_parameters({"family": "fftnet", **config, **per_bin}, 1_048_576) > 200 * at_4096
+
+
+def test_configs_saved_before_filter_bins_and_num_positions_load_with_their_shapes(tmp_path):
+    import keras
+
+    backbone = FFTNetBackbone(**SMALL, class_token=True)
+    config = backbone.get_config()
+    old = {k: v for k, v in config.items() if k not in ("filter_bins", "num_positions")}
+    restored = FFTNetBackbone.from_config(old)
+    assert restored.get_layer("position_embedding").max_sequence_length == 13
+    assert restored.get_layer("block_0").mixer.base_filter.shape == (2, 7)
+    # Beyond 4,096 tokens the defaults would now differ: the old shapes come back.
+    long = FFTNetBackbone.from_config({**old, "max_sequence_length": 5000, "num_layers": 1})
+    assert long.get_layer("position_embedding").max_sequence_length == 5001
+    assert long.get_layer("block_0").mixer.base_filter.shape == (2, 5001 // 2 + 1)
+    path = str(tmp_path / "backbone.keras")
+    backbone.save(path)
+    loaded = keras.saving.load_model(path)
+    ids = np.array([[3, 4, 5, 6, 0]])
+    np.testing.assert_allclose(to_numpy(loaded(ids)), to_numpy(backbone(ids)), atol=1e-6)
+
+
+def test_cached_generation_reads_the_spread_positions_as_a_full_call():
+    backbone = FFTNetBackbone(
+        **{**SMALL, "max_sequence_length": 16, "num_layers": 1},
+        token_mixer="attention",
+        token_mixer_kwargs={"causal": True},
+        num_positions=5,
+    )
+    ids = np.arange(1, 11)[None]
+    full = to_numpy(backbone(ids))
+    # Causal: a prefix gets the same outputs (its position vectors do not depend on the length).
+    np.testing.assert_allclose(to_numpy(backbone(ids[:, :6])), full[:, :6], atol=1e-5)
+    cache = backbone.init_cache(1, 16)
+    for i in range(10):
+        step, cache = backbone.call_with_cache(ids[:, i : i + 1], cache, i)
+        np.testing.assert_allclose(to_numpy(step)[:, 0], full[:, i], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_positions": 0}, ValueError, "num_positions=0"),
+        ({"num_positions": 13}, ValueError, "num_positions=13"),
+        ({"filter_bins": 1}, ValueError, "filter_bins=1"),
+    ],
+)
+def test_bad_filter_bins_and_num_positions(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        FFTNetBackbone(**SMALL, **kwargs)
