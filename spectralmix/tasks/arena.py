@@ -285,12 +285,16 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
 
 def table(cells: Sequence[dict[str, Any]]) -> str:
     """The results as Markdown: a table of the pairs scored by accuracy, one row per pair,
-    then (where there are any) a table of those scored in bits per byte."""
+    then (where there are any) a table of those scored in bits per byte and one of those
+    scored by query accuracy."""
     accuracy = [c for c in cells if c.get("metric", "accuracy") == "accuracy"]
     bits = [c for c in cells if c.get("metric") == "bits_per_byte"]
-    parts = [_accuracy_table(accuracy)] if accuracy or not bits else []
+    queries = [c for c in cells if c.get("metric") == "query_accuracy"]
+    parts = [_accuracy_table(accuracy)] if accuracy or not (bits or queries) else []
     if bits:
         parts.append(_bits_per_byte_table(bits))
+    if queries:
+        parts.append(_accuracy_table(queries, "query_accuracy"))
     return "\n".join(parts)
 
 
@@ -340,9 +344,12 @@ def _bits_per_byte_table(cells: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _accuracy_table(cells: Sequence[dict[str, Any]]) -> str:
+def _accuracy_table(cells: Sequence[dict[str, Any]], metric: str = "accuracy") -> str:
+    """Accuracy per pair (`metric="accuracy"`, n = test examples), or query accuracy
+    (`"query_accuracy"`, n = test sequences and the queries they ask)."""
     lines = [
-        "| task | model | tokens | test accuracy [95% CI] | val | parameters | updates (steps) "
+        f"| task | model | tokens | test {metric.replace('_', ' ')} [95% CI] | val | parameters "
+        "| updates (steps) "
         "| batch / step | train CPU s | train wall s |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -352,9 +359,12 @@ def _accuracy_table(cells: Sequence[dict[str, Any]]) -> str:
             lines.append(f"{head} {_unfinished(c)} | | | | | | |")
             continue
         low, high = c["test_ci95"]
+        n = f"n={c['test_examples']:,}"
+        if metric == "query_accuracy":
+            n += f" sequences, {c['test_queries']:,} queries"
         lines.append(
-            f"{head} {c['test_accuracy']:.4f} [{low:.4f}, {high:.4f}] (n={c['test_examples']:,})"
-            f" | {c['val_accuracy']:.4f} | {c['parameters']:,} | {c['updates']:,} ({c['steps']:,})"
+            f"{head} {c[f'test_{metric}']:.4f} [{low:.4f}, {high:.4f}] ({n})"
+            f" | {c[f'val_{metric}']:.4f} | {c['parameters']:,} | {c['updates']:,} ({c['steps']:,})"
             f" | {c['micro_batch']} | {c['train_cpu_seconds']:,.0f} | {c['train_seconds']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -394,6 +404,7 @@ def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
         for panel in (
             ("accuracy", "test_accuracy", "test accuracy"),
             ("bits_per_byte", "test_bits_per_byte", "test bits per byte (lower is better)"),
+            ("query_accuracy", "test_query_accuracy", "test query accuracy (in-context recall)"),
         )
         if panel[0] in metrics
     ]

@@ -6,7 +6,7 @@ cosine decay, seeded and resumable batches, an epoch checkpoint
 (`spectralmix.tasks.checkpointing`), the CPU budget, gradient accumulation, model selection
 on the validation split, and the test split scored once, at the end, with a 95% interval.
 
-Two metrics (`METRICS`):
+Three metrics (`METRICS`):
 
 - `"accuracy"` (classification, higher is better): cross-entropy on the labels, the epoch
   with the highest validation accuracy, test accuracy with its Wilson interval.
@@ -15,6 +15,10 @@ Two metrics (`METRICS`):
   validation bits per byte, test bits per byte with a bootstrap interval over test documents
   (`bits_per_byte_interval`). Bits per byte is the total cross-entropy in bits over every
   predicted byte divided by their number (`Task.score` gives both per document).
+- `"query_accuracy"` (in-context recall, higher is better): cross-entropy at the positions
+  that hold a target (`IGNORE_TARGET` elsewhere), the epoch with the highest validation
+  query accuracy, test query accuracy (queries answered right over queries asked, both per
+  sequence from `Task.score`) with a bootstrap interval over test sequences.
 
 Splits are `spectralmix.data.batches` data: `SequenceData` (bucketed by length) or
 `ArrayData` (fixed shape).
@@ -37,6 +41,7 @@ from spectralmix import validation
 from spectralmix.data.batches import ArrayData, Data, SequenceData, dataset, iter_batches
 
 __all__ = [
+    "IGNORE_TARGET",
     "METRICS",
     "ArrayData",
     "SequenceData",
@@ -47,6 +52,7 @@ __all__ = [
     "first_examples",
     "scored",
     "scored_bits_per_byte",
+    "scored_queries",
     "sequence_classifier",
     "train",
     "wilson_interval",
@@ -74,7 +80,8 @@ class Task:
         source: facts about the data (paths, seeds), stored in the run's arguments.
         describe: `describe(splits)` returns facts about the loaded splits (e.g. how many
             documents were cut to length), reported as the metrics' `data`; or None.
-        metric: `"accuracy"` or `"bits_per_byte"` (`METRICS`): the loss, the validation score
+        metric: `"accuracy"`, `"bits_per_byte"` or `"query_accuracy"` (`METRICS`): the
+            loss, the validation score
             that picks the epoch and the test score.
         batches: `batches(data, batch_size, *, seed, start_epoch, multiple_of)` returns the
             training batches (a `keras.utils.PyDataset`, epoch `e` seeded by `seed` and `e`)
@@ -82,7 +89,8 @@ class Task:
             length-bucketed batches. Needed by `"bits_per_byte"`.
         score: `score(model, data, batch_size)` returns `(bits, bytes)`, two arrays with
             one entry per document of `data`: the cross-entropy in bits summed over the
-            document's predicted bytes, and their number. Needed by `"bits_per_byte"`.
+            document's predicted bytes, and their number. Needed by `"bits_per_byte"`; for
+            `"query_accuracy"`, the queries answered right and asked, per sequence.
         check_model: `check_model(model)` raises `ValueError` (one line, naming the mixer)
             for a registered token mixer the task cannot use, e.g. a non-causal one for a
             language model; or None: every mixer.
@@ -117,11 +125,18 @@ class Task:
                 "A task scored in bits per byte needs its `batches` and `score`. Received: "
                 f"batches={self.batches!r}, score={self.score!r}"
             )
+        if self.metric == "query_accuracy" and self.score is None:
+            raise ValueError(
+                "A task scored by query accuracy needs its `score`. Received: score=None"
+            )
 
 
 #: Each metric and whether the best epoch is its `"max"` (accuracy) or its `"min"` (bits per
 #: byte) on validation.
-METRICS: dict[str, str] = {"accuracy": "max", "bits_per_byte": "min"}
+METRICS: dict[str, str] = {"accuracy": "max", "bits_per_byte": "min", "query_accuracy": "max"}
+#: The target of a position that is not scored (`"query_accuracy"` tasks): Keras's
+#: `ignore_class` of the loss.
+IGNORE_TARGET = -1
 
 
 #: The model size and training that the arena's token-sequence tasks share (pathfinder, image,
@@ -318,6 +333,25 @@ def scored_bits_per_byte(bits, counts) -> dict[str, Any]:
     }
 
 
+def scored_queries(correct, queries) -> dict[str, Any]:
+    """`{"query_accuracy", "sequences", "queries", "correct", "ci95"}` from each sequence's
+    queries answered right and asked: total right / total asked, with a 95% bootstrap
+    interval over sequences (the queries of one sequence share its context, so sequences are
+    the sampled units; `bits_per_byte_interval`'s ratio bootstrap, seed 0)."""
+    correct = np.asarray(correct, np.int64)
+    queries = np.asarray(queries, np.int64)
+    if not len(queries):
+        raise ValueError("No sequences to score. Received: 0 sequences")
+    low, high = bits_per_byte_interval(correct, queries)
+    return {
+        "query_accuracy": round(float(correct.sum() / queries.sum()), 4),
+        "sequences": len(queries),
+        "queries": int(queries.sum()),
+        "correct": int(correct.sum()),
+        "ci95": [round(low, 4), round(high, 4)],
+    }
+
+
 def compile_model(
     model,
     *,
@@ -327,6 +361,7 @@ def compile_model(
     weight_decay,
     accumulate=1,
     metrics=("accuracy",),
+    ignore_class=None,
 ):
     """AdamW with linear warm-up then cosine decay to 0 over `total_steps` optimizer updates,
     gradient clipping at norm 1, cross-entropy on logits (a label per example, or a next
@@ -334,7 +369,8 @@ def compile_model(
     optimizer sums the gradients of that many batches before each update
     (`gradient_accumulation_steps`): a smaller batch per step, the same batch per update.
     The optimizer is `spectralmix.optimizers.AdamW`, which on TensorFlow sums the repeated
-    rows of an `Embedding`'s sparse gradient first, so updates match JAX's and PyTorch's."""
+    rows of an `Embedding`'s sparse gradient first, so updates match JAX's and PyTorch's.
+    `ignore_class`: a target value whose positions the loss leaves out (None: none)."""
     import keras
 
     warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
@@ -357,7 +393,9 @@ def compile_model(
             clipnorm=1.0,
             gradient_accumulation_steps=accumulate if accumulate > 1 else None,
         ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=ignore_class
+        ),
         metrics=list(metrics),
     )
     return model
@@ -474,6 +512,15 @@ def train(
             "test_bytes": test["bytes"],
             "test_ci95": test["ci95"],
             "val_bits_per_byte": round(state["best"], 4),
+        }
+    elif task.metric == "query_accuracy":
+        test = scored_queries(*task.score(best, splits["test"], step_batch))
+        scores = {
+            "metric": task.metric,
+            "test_query_accuracy": test["query_accuracy"],
+            "test_queries": test["queries"],
+            "test_ci95": test["ci95"],
+            "val_query_accuracy": round(state["best"], 4),
         }
     else:
         test = scored(
@@ -618,13 +665,11 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
     else:  # over whole documents, by the task's `score`, before the checkpoint reads it
         val_batches = None
 
-        def validation_bits_per_byte(model):
-            bits, counts = task.score(model, splits["val"], step_batch)
-            return float(np.sum(bits) / np.sum(counts))
+        def validation_score(model):  # bits / bytes, or queries right / queries asked
+            numerator, denominator = task.score(model, splits["val"], step_batch)
+            return float(np.sum(numerator) / np.sum(denominator))
 
-        callbacks.append(
-            checkpointing.ValidationScore("val_bits_per_byte", validation_bits_per_byte)
-        )
+        callbacks.append(checkpointing.ValidationScore(f"val_{task.metric}", validation_score))
     epochs = arguments["epochs"]
     total_steps = epochs * len(train_batches) // accumulate
     start_epoch = 0
@@ -638,6 +683,7 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
             weight_decay=arguments["weight_decay"],
             accumulate=accumulate,
             metrics=("accuracy",) if task.metric == "accuracy" else (),
+            ignore_class=IGNORE_TARGET if task.metric == "query_accuracy" else None,
         )
     else:
         start_epoch = state["epochs_done"]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 #: The built-in task modules, imported on first use (each registers its tasks).
-_BUILT_IN_MODULES = ("listops", "pathfinder", "image", "text", "fashion_vit", "lm")
+_BUILT_IN_MODULES = ("listops", "pathfinder", "image", "text", "fashion_vit", "lm", "recall")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -374,3 +374,30 @@ def test_plot_draws_bits_per_byte_in_a_panel_of_its_own(tmp_path):
     for name in ("both.png", "lm.png", "accuracy.png"):
         with open(tmp_path / name, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_query_accuracy_pairs_get_a_table_and_a_panel_of_their_own(tmp_path):
+    recall = {
+        **_cell(task="recall", model="hyena"),
+        "metric": "query_accuracy",
+        "test_query_accuracy": 0.5312,
+        "test_ci95": [0.5001, 0.5598],
+        "val_query_accuracy": 0.5401,
+        "test_queries": 16000,
+        "test_examples": 1000,
+    }
+    for key in ("test_accuracy", "val_accuracy"):
+        del recall[key]
+    text = arena.table([_cell(), recall])
+    tables = text.split("\n\n")
+    assert len(tables) == 2
+    assert "test query accuracy" in tables[1].splitlines()[0]
+    row = tables[1].splitlines()[2]
+    assert "| recall | hyena | 1,024 | 0.5312 [0.5001, 0.5598]" in row
+    assert "n=1,000 sequences, 16,000 queries" in row
+    assert "0.5401" in row
+    assert "recall" not in tables[0]
+    pytest.importorskip("matplotlib")
+    path = arena.plot([_cell(), recall], str(tmp_path / "queries.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
