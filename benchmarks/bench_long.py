@@ -260,7 +260,11 @@ def measured_call(fn) -> tuple[float, float | None]:
 
 def timed(fn, repeats: int) -> dict:
     """One warm-up call, then `repeats` measured calls (1 where the warm-up took longer than
-    `LONG_CALL_S`): the median time and the largest peak increase."""
+    `LONG_CALL_S`): the median time and the largest peak increase; also the largest peak over
+    the RSS before the warm-up (`peak_over_start_bytes`: counts buffers a runtime keeps
+    resident after the warm-up and reuses, which the increase over the step's own start
+    misses)."""
+    at_start = _status_kb("VmRSS")
     start = time.perf_counter()
     fn()
     warmup = time.perf_counter() - start
@@ -275,6 +279,9 @@ def timed(fn, repeats: int) -> dict:
     out["times_s"] = [round(t, 4) for t in times]
     if peaks:
         out["peak_increase_bytes"] = max(peaks)
+        high = _status_kb("VmHWM")  # the last call's high-water mark
+        if at_start is not None and high is not None:
+            out["peak_over_start_mb"] = round((high - at_start) / 1024, 1)
     return out
 
 
