@@ -679,6 +679,9 @@ def summarise(points: dict) -> dict:
             if "peak_copies_of_input" in block[longest]:
                 s["fftnet_block_copies"] = {"length": longest}
                 s["fftnet_block_copies"]["copies"] = block[longest]["peak_copies_of_input"]
+                if block[longest].get("peak_over_start_mb") is not None:
+                    over = block[longest]["peak_over_start_mb"] * 2**20 / input_bytes(longest)
+                    s["fftnet_block_copies"]["copies_over_warmup_start"] = round(over, 2)
         sp = {(r["length"], r["devices"]): r for r in _rows(points, backend=backend, kind="sp")}
         for (length, devices), row in sorted(sp.items()):
             one = sp.get((length, 1))
@@ -783,8 +786,12 @@ def _cell(row: dict | None) -> str:
         return "—"
     status = row.get("status")
     if status == "ok":
-        copies = row.get("peak_copies_of_input")
-        memory = f" · {row['peak_increase_mb'] / 1024:.2f} GB ({copies:.1f}x)" if copies else ""
+        memory = ""
+        if row.get("peak_copies_of_input") is not None:
+            memory = f" · {row['peak_copies_of_input']:.0f}"
+            if row.get("peak_over_start_mb") is not None:
+                mb = input_bytes(row["length"]) / 2**20
+                memory += f" / {row['peak_over_start_mb'] / mb:.0f}"
         return f"{_fmt_s(row['forward_backward_s'])} s{memory}"
     if status in ("did_not_fit", "refused_memory"):
         return f"{status.replace('_', ' ')} (~{row['estimate_gb']:.0f} GB)"
@@ -794,8 +801,9 @@ def _cell(row: dict | None) -> str:
 
 
 def block_table(points: dict) -> str:
-    """Per backend and length: each block's forward+backward time and peak increase (GB and
-    copies of the input), the floor's forward and forward+backward."""
+    """Per backend and length: each block's forward+backward time and its peak memory in
+    copies of the input, over the RSS at the timed step's start / at the warm-up's start; the
+    floor's forward and forward+backward time."""
     backends = sorted({r["backend"] for r in points.values()})
     rows = [r for r in points.values() if r["kind"] == "block"]
     columns = list(dict.fromkeys((r["mixer"], r.get("remat")) for r in rows))
