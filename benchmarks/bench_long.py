@@ -960,7 +960,7 @@ def source() -> dict:
     changed = git("status", "--porcelain", "--", "spectralmix")
     return {
         "commit": git("rev-parse", "--short", "HEAD"),
-        "uncommitted": [line[3:] for line in (changed or "").splitlines()],
+        "uncommitted": [line.split(maxsplit=1)[-1] for line in (changed or "").splitlines()],
     }
 
 
