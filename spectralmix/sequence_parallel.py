@@ -279,8 +279,10 @@ class SequenceParallel(keras.distribution.DataParallel):
         return 1
 
     def get_data_layout(self, data_shape):
+        # Axis 1 split where it divides; else (e.g. token ids that a class token will make
+        # divisible) the input is replicated and each mixer's `shard_map` splits its tokens.
         spec = [None] * len(data_shape)
-        if len(data_shape) >= 2:
+        if len(data_shape) >= 2 and data_shape[1] and data_shape[1] % self.num_devices == 0:
             spec[1] = self.sequence_axis
         return keras.distribution.TensorLayout(spec, self.device_mesh)
 

@@ -168,6 +168,7 @@ def jax_main(out):
         results["train/devices"] = len(engine.device_mesh.devices.flatten())
     results["train/sequence_weights"] = _flat(spread.get_weights())
     results["train/initial_weights"] = _flat(initial)
+    results.update(harness_runs())
 
     # Bad inputs: 8 devices and 4 heads; 8 devices and 12 channels; attention.
     from spectralmix.layers import AdaptiveSpectralFilter, GlobalFilter, SelfAttention
@@ -184,6 +185,63 @@ def jax_main(out):
             results[f"error/{name}"] = error_of(lambda layer=layer, i=inputs: layer(i))
     results["error/length"] = error_of(lambda: _call_sharded(build("gfnet"), (2, 12, 16)))
     np.savez(out, **{k: np.asarray(v) for k, v in results.items()})
+
+
+def _harness_task(length, token_ids):
+    """A toy classification task on `token_ids`, batched at `length` tokens; the model is
+    built for 15 tokens and a class token whatever `length` is."""
+    from spectralmix.tasks import harness
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, len(token_ids)).astype(np.int32)
+    splits = {
+        name: harness.SequenceData([token_ids[i] for i in part], labels[part])
+        for name, part in (("train", range(16)), ("val", range(16, 24)), ("test", range(24, 32)))
+    }
+    return harness.Task(
+        name="toy",
+        load=lambda limit: splits,
+        build_model=harness.sequence_classifier("toy", vocabulary_size=9, num_classes=2, length=15),
+        model_defaults={"hidden_dim": 16, "num_layers": 1, "num_heads": 8, "mlp_ratio": 1.0},
+        train_defaults={
+            "epochs": 2,
+            "batch_size": 8,
+            "learning_rate": 1e-2,
+            "warmup_steps": 0,
+            "weight_decay": 0.0,
+        },
+        sequence_length=length,
+        bucket_step=length,
+    )
+
+
+def harness_runs():
+    """The harness with `distribute="sequence"` on 8 devices, on sequences of up to 13 tokens
+    and a class token (14: no split over 8), which it pads to 15 (+1 = 16); and on one
+    device, the same sequences given already padded to 15 with token 0."""
+    import tempfile
+
+    import keras
+
+    from spectralmix.tasks import harness
+
+    rng = np.random.default_rng(0)
+    raw = [rng.integers(1, 9, rng.integers(9, 14)).astype(np.int32) for _ in range(32)]
+    raw[0] = rng.integers(1, 9, 13).astype(np.int32)  # the longest: 13 tokens
+    padded = [np.pad(ids, (0, 15 - len(ids))) for ids in raw]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, task, where in (
+            ("single", _harness_task(15, padded), None),
+            ("sequence", _harness_task(13, raw), "sequence"),
+        ):
+            metrics = harness.train(
+                task, os.path.join(tmp, name), distribute=where, seed=3, verbose=0
+            )
+            best = keras.saving.load_model(os.path.join(tmp, name, "best.keras"))
+            results[f"harness/{name}_weights"] = _flat(best.get_weights())
+            results[f"harness/{name}_val"] = metrics["val_accuracy"]
+    return results
 
 
 def _call_sharded(layer, shape):

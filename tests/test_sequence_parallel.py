@@ -91,6 +91,19 @@ def test_sequence_parallel_training_equals_one_device(worker):
     )
 
 
+@pytest.mark.distributed
+def test_harness_pads_batches_for_sequence_parallelism(worker):
+    """`harness.train(distribute="sequence")` pads 13-token batches (+ a class token) to 16 and
+    trains as one device does on the same sequences given padded."""
+    backend, data = worker
+    if backend != "jax":
+        pytest.skip("the harness's sequence mode is JAX's (torch: fit_torch_sequence)")
+    tol = TOLERANCES["distributed"]
+    single, spread = data["harness/single_weights"], data["harness/sequence_weights"]
+    np.testing.assert_allclose(spread, single, rtol=tol, atol=tol)
+    assert float(data["harness/sequence_val"]) == float(data["harness/single_val"])
+
+
 def _line(message, text):
     """The line of `message` holding `text` (Keras adds the call's arguments below a layer's
     error): the error itself is that one line."""

@@ -139,6 +139,16 @@ def _batch_plan(data: Data, batch_size: int, *, step: int, max_length: int = 0, 
     return make_batches(data.lengths, batch_size, bounds=bounds, **kwargs)
 
 
+def padded_length(length: int, multiple: int, extra_tokens: int = 0) -> int:
+    """The least `padded >= length` with `padded + extra_tokens` a multiple of `multiple`.
+
+    Examples:
+        >>> padded_length(13, 4), padded_length(13, 4, extra_tokens=1), padded_length(16, 4)
+        (16, 15, 16)
+    """
+    return -(-(length + extra_tokens) // multiple) * multiple - extra_tokens
+
+
 def _gather(data: Data, length: int, members: np.ndarray, transform=None) -> np.ndarray:
     if isinstance(data, ArrayData):
         inputs = data.inputs[members]
@@ -160,9 +170,16 @@ def dataset(
     max_length: int = 0,
     multiple_of: int = 1,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    length_multiple: int = 1,
+    extra_tokens: int = 0,
 ):
     """`(inputs, labels)` batches of `data` as a `keras.utils.PyDataset` (`fit` takes it on
     every backend). `SequenceData` is bucketed by length (`step`-token buckets).
+
+    `length_multiple` (sequence parallelism over that many devices): each `SequenceData`
+    batch is padded further, with token 0 as any padding, until its length plus
+    `extra_tokens` (a class token the model prepends) is a multiple of it
+    (`padded_length`). `ArrayData` keeps its shape.
 
     With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e`, so a run resumed at
     `start_epoch` sees the batches an uninterrupted one would. `augment(example, rng)` is
@@ -172,6 +189,7 @@ def dataset(
     import keras
 
     positive_int("batch_size", batch_size)
+    positive_int("length_multiple", length_multiple)
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -195,6 +213,7 @@ def dataset(
 
         def __getitem__(self, index):
             length, members = self.batches[index]
+            length = padded_length(length, length_multiple, extra_tokens)
             transform = None
             if augment is not None:
                 rng = np.random.default_rng([seed, self.epoch, index])

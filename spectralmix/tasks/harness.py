@@ -453,8 +453,9 @@ def train(
         cpu_budget: stop training once it has used this many CPU seconds (process time over
             all threads, resumes included); the partial epoch is validated and checkpointed.
             Gives models of different speed the same compute in a comparison.
-        distribute: `"data"`, `"model"` or `"sequence"` (JAX: every batch's length, the
-            class token counted, must split over the devices) to train on several devices through
+        distribute: `"data"`, `"model"` or `"sequence"` (JAX; token batches are padded, with
+            token 0, until their length with a class token counted splits over the devices:
+            the one-device model gives the same outputs on them) to train on several devices through
             `spectralmix.distribute.distribution_scope` (JAX, TensorFlow; the devices must be
             configured first, see `spectralmix.distribute.configure_devices`). Under `"data"`
             every batch holds a multiple of `num_devices` examples.
@@ -490,7 +491,7 @@ def train(
     step_batch = arguments["batch_size"] // arguments["accumulate"]
     # A distribution (if any) covers building or loading the model and fitting it.
     with contextlib.ExitStack() as scopes:
-        replicas = 1
+        replicas = token_multiple = 1
         if distribute is not None:
             from spectralmix import distribute as distribute_lib
 
@@ -498,8 +499,17 @@ def train(
                 distribute_lib.distribution_scope(distribute, num_devices)
             )
             replicas = _batch_replicas(engine)
+            if distribute == "sequence":
+                token_multiple = _mesh_devices(engine)
         checkpoint, start_epoch, total_steps = _fit(
-            task, splits, out, state, arguments, replicas=replicas, verbose=verbose
+            task,
+            splits,
+            out,
+            state,
+            arguments,
+            replicas=replicas,
+            verbose=verbose,
+            token_multiple=token_multiple,
         )
     best = keras.saving.load_model(os.path.join(out, checkpointing.BEST_FILE))
     state = checkpoint.state
@@ -624,9 +634,16 @@ def _previous_state(out: str, arguments: dict[str, Any], resume: bool) -> dict |
     return state
 
 
-def _fit(task, splits, out, state, arguments, *, replicas, verbose):
+def _prepended_tokens(model) -> int:
+    """Tokens `model`'s backbone puts before the inputs' (a class token: 1)."""
+    return int(bool(getattr(getattr(model, "backbone", None), "class_token", False)))
+
+
+def _fit(task, splits, out, state, arguments, *, replicas, verbose, token_multiple=1):
     """Builds (or reloads) and fits the model, checkpointing each epoch; returns the
-    checkpoint callback, the epoch it started from and the scheduled optimizer updates."""
+    checkpoint callback, the epoch it started from and the scheduled optimizer updates.
+    `token_multiple` (sequence parallelism): token batches are padded so that their length,
+    a class token counted, splits over that many devices."""
     import keras
 
     from spectralmix.tasks import checkpointing
@@ -634,6 +651,21 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
     accumulate = arguments["accumulate"]
     step_batch = arguments["batch_size"] // accumulate
     callbacks = []
+    # The model first: how far batches are padded for sequence parallelism depends on it.
+    start_epoch = 0
+    if state is None:
+        keras.utils.set_random_seed(arguments["seed"])
+        classifier = task.build_model(arguments["model"], **arguments["model_options"])
+    else:
+        start_epoch = state["epochs_done"]
+        keras.utils.set_random_seed(arguments["seed"] + start_epoch)
+        classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
+    padding = {}
+    if token_multiple > 1:
+        padding = {
+            "length_multiple": token_multiple,
+            "extra_tokens": _prepended_tokens(classifier),
+        }
     if task.batches is None:
         train_batches = dataset(
             splits["train"],
@@ -645,6 +677,7 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
             max_length=task.sequence_length,
             multiple_of=replicas,
             augment=task.augment if arguments["augment"] else None,
+            **padding,
         )
     else:
         train_batches = task.batches(
@@ -661,6 +694,7 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
             step=task.bucket_step,
             max_length=task.sequence_length,
             multiple_of=replicas,
+            **padding,
         )
     else:  # over whole documents, by the task's `score`, before the checkpoint reads it
         val_batches = None
@@ -672,11 +706,9 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
         callbacks.append(checkpointing.ValidationScore(f"val_{task.metric}", validation_score))
     epochs = arguments["epochs"]
     total_steps = epochs * len(train_batches) // accumulate
-    start_epoch = 0
     if state is None:
-        keras.utils.set_random_seed(arguments["seed"])
         classifier = compile_model(
-            task.build_model(arguments["model"], **arguments["model_options"]),
+            classifier,
             total_steps=total_steps,
             learning_rate=arguments["learning_rate"],
             warmup_steps=arguments["warmup_steps"],
@@ -685,10 +717,6 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
             metrics=("accuracy",) if task.metric == "accuracy" else (),
             ignore_class=IGNORE_TARGET if task.metric == "query_accuracy" else None,
         )
-    else:
-        start_epoch = state["epochs_done"]
-        keras.utils.set_random_seed(arguments["seed"] + start_epoch)
-        classifier = keras.saving.load_model(os.path.join(out, state["checkpoint"]))
     checkpoint = checkpointing.EpochCheckpoint(
         out,
         state,
@@ -709,6 +737,11 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose):
             verbose=verbose,
         )
     return checkpoint, start_epoch, total_steps
+
+
+def _mesh_devices(engine) -> int:
+    """The devices of a JAX distribution's mesh."""
+    return int(np.prod(engine.device_mesh.shape))
 
 
 def _batch_replicas(engine) -> int:

@@ -52,3 +52,22 @@ def test_batches_split_evenly_over_devices_without_dropping_examples(multiple_of
     assert all(np.all(lengths[m] <= bound) for bound, m in plan)
     with pytest.raises(ValueError, match="batch_size=6, multiple_of=4"):
         batches.make_batches(lengths, 6, multiple_of=4)
+
+
+@pytest.mark.parametrize(("multiple", "extra", "expected"), [(8, 0, 16), (8, 1, 15), (1, 1, 13)])
+def test_dataset_pads_token_batches_to_split_over_devices(multiple, extra, expected):
+    data = batches.SequenceData(
+        [np.arange(1, n + 1, dtype=np.int32) for n in (13, 9, 11)], np.zeros(3, np.int32)
+    )
+    loader = batches.dataset(data, 3, step=13, length_multiple=multiple, extra_tokens=extra)
+    ((inputs, _),) = [loader[i] for i in range(len(loader))]
+    assert inputs.shape == (3, expected)
+    np.testing.assert_array_equal(inputs[0, :13], np.arange(1, 14))
+    assert (inputs[0, 13:] == 0).all()
+    assert (expected + extra) % multiple == 0
+
+
+def test_dataset_refuses_a_bad_length_multiple():
+    data = batches.SequenceData([np.ones(3, np.int32)], np.zeros(1, np.int32))
+    with pytest.raises(ValueError, match="length_multiple=0"):
+        batches.dataset(data, 1, length_multiple=0)
