@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import resource
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -78,6 +79,48 @@ def plugin_modules(task_name: str, model: str) -> list[str]:
 def default_memory_limit_gib() -> float:
     """Three quarters of the machine's memory, in GiB."""
     return round(0.75 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+
+
+#: Other work on the machine (cores busy, `busy_cores`) above which the arena warns before a
+#: pair: a CPU-second budget buys fewer updates on a shared machine, and unevenly across
+#: mixers (docs/arena.md, "Run alone").
+BUSY_CORES_WARNING = 0.5
+
+
+def busy_cores(seconds: float = 2.0) -> float | None:
+    """Cores busy over the next `seconds` (all processes, from `/proc/stat`), or None where
+    there is no `/proc/stat`. The load average would still count a pair that just ended for
+    a minute; this measures now."""
+
+    def sample():
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:
+        return None
+    elapsed = total1 - total0
+    if elapsed <= 0:
+        return 0.0
+    return round((1 - (idle1 - idle0) / elapsed) * (os.cpu_count() or 1), 2)
+
+
+def _check_quiet(task: str, model: str) -> float | None:
+    """`busy_cores()` before a pair, with a one-line warning on stderr above
+    `BUSY_CORES_WARNING`."""
+    busy = busy_cores()
+    if busy is not None and busy > BUSY_CORES_WARNING:
+        print(
+            f"spectralmix arena: {busy:.1f} cores busy with other work before {task}/{model}; "
+            "CPU-second budgets are comparable only on a quiet machine (docs/arena.md)",
+            file=sys.stderr,
+        )
+    return busy
 
 
 def _cell(spec: dict[str, Any]) -> None:
@@ -255,6 +298,10 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
     accumulate = spec["train_options"]["accumulate"]
     micro_batch = task.train_defaults["batch_size"] // accumulate
     if not os.path.isfile(metrics_path) and not os.path.isfile(failure_path):
+        busy = _check_quiet(spec["task"], spec["train_options"]["model"])
+        checkpointing.atomic_write_text(
+            os.path.join(run_dir, "machine.json"), json.dumps({"busy_cores_before": busy})
+        )
         process = multiprocessing.get_context("spawn").Process(target=_cell, args=(spec,))
         process.start()
         process.join()
@@ -266,10 +313,15 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
                 "out_of_memory": process.exitcode == -9 or _looks_like_oom(log),
             }
             checkpointing.atomic_write_text(failure_path, json.dumps(failure))
+    machine_path = os.path.join(run_dir, "machine.json")
+    machine = {}
+    if os.path.isfile(machine_path):
+        with open(machine_path, encoding="utf-8") as f:
+            machine = json.load(f)
     if os.path.isfile(metrics_path):
         with open(metrics_path, encoding="utf-8") as f:
             metrics = json.load(f)
-        return {"status": "done", "micro_batch": micro_batch, **metrics}
+        return {"status": "done", "micro_batch": micro_batch, **machine, **metrics}
     with open(failure_path, encoding="utf-8") as f:
         failure = json.load(f)
     return {

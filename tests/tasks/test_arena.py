@@ -1,6 +1,8 @@
 import json
 import os
+import subprocess
 import sys
+import time
 
 import keras
 import pytest
@@ -209,6 +211,7 @@ def test_run_trains_each_pair_in_its_own_process_and_reuses_finished_ones(tmp_pa
     assert printed == [cell]
     assert cell["status"] == "done", cell
     assert cell["stopped_by_budget"] is True
+    assert 0 <= cell["busy_cores_before"] <= os.cpu_count()  # the machine, measured before
     with open(out / "pathfinder" / "fftnet" / "metrics.json") as f:
         assert {k: cell[k] for k in ("test_correct", "steps")} == {
             k: v for k, v in json.load(f).items() if k in ("test_correct", "steps")
@@ -401,3 +404,28 @@ def test_query_accuracy_pairs_get_a_table_and_a_panel_of_their_own(tmp_path):
     path = arena.plot([_cell(), recall], str(tmp_path / "queries.png"))
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_busy_cores_sees_a_busy_process():
+    if arena.busy_cores(0.1) is None:
+        pytest.skip("no /proc/stat")
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        busy = arena.busy_cores(1.0)
+    finally:
+        spin.kill()
+        spin.wait()
+    assert 0.8 <= busy <= os.cpu_count()
+
+
+def test_a_busy_machine_gets_a_one_line_warning_before_a_pair(monkeypatch, capsys):
+    monkeypatch.setattr(arena, "busy_cores", lambda: 1.6)
+    assert arena._check_quiet("text", "fftnet") == 1.6
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1
+    assert "1.6 cores busy" in message
+    assert "text/fftnet" in message
+    monkeypatch.setattr(arena, "busy_cores", lambda: 0.1)
+    arena._check_quiet("text", "fftnet")
+    assert capsys.readouterr().err == ""
