@@ -326,9 +326,14 @@ def _add_arena(commands) -> argparse.ArgumentParser:
     arena.add_argument(
         "--cpu-budget",
         type=_positive_float,
-        required=True,
         metavar="SECONDS",
-        help="CPU seconds (all threads) each pair trains for",
+        help="CPU seconds (all threads) each pair trains for; with --updates, a cap",
+    )
+    arena.add_argument(
+        "--updates",
+        type=_positive_int,
+        metavar="N",
+        help="optimizer updates each pair makes (equal updates rather than equal CPU)",
     )
     arena.add_argument("--out", required=True, help="arena directory (re-run to resume)")
     arena.add_argument(
@@ -394,6 +399,7 @@ def _arena(args: argparse.Namespace) -> dict:
         args.token_mixers,
         args.out,
         cpu_budget=args.cpu_budget,
+        updates=args.updates,
         data=data,
         memory_limit_gib=args.memory_limit,
         limit=args.limit,

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from spectralmix import validation
 from spectralmix.tasks import harness
 from spectralmix.tasks.registry import data_names, get_task, make_task
 
@@ -172,7 +173,8 @@ def run(
     models: Sequence[str],
     out: str | os.PathLike,
     *,
-    cpu_budget: float,
+    cpu_budget: float | None = None,
+    updates: int | None = None,
     data: dict[str, str | None] | None = None,
     memory_limit_gib: float | None = None,
     limit: int | None = None,
@@ -181,7 +183,8 @@ def run(
     verbose: int = 1,
     emit: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains every (task, model) pair under `cpu_budget` CPU seconds each; returns
+    """Trains every (task, model) pair for `cpu_budget` CPU seconds or `updates` optimizer
+    updates each (both: whichever comes first); returns
     `{"results", "table", "plot"}` paths (and writes them). `emit(cell)` is called with each
     pair's result as it finishes (the command line prints it as a JSON line).
 
@@ -190,6 +193,9 @@ def run(
         models: registered token mixer names (`spectralmix.registry.token_mixer_names()`).
         out: the arena directory.
         cpu_budget: CPU seconds (process time, all threads) each pair may train for.
+        updates: optimizer updates each pair makes (`harness.train`'s `updates`): equal
+            updates rather than equal CPU, so capacity can be read apart from speed. A pair
+            that the `cpu_budget` cap stops first shows how far it got.
         data: where each data set is, by the name its tasks register (`data_names()`);
             missing ones are searched for by the readers (or generated, for Pathfinder).
         memory_limit_gib: address-space limit of each pair's process (default: three
@@ -204,7 +210,11 @@ def run(
     models = [get_token_mixer(m).token_mixer_name for m in models]
     if not tasks or not models:
         raise ValueError(f"Give at least one task and one model. Received: {tasks}, {models}")
-    cpu_budget = harness.positive_number("cpu_budget", cpu_budget)
+    if cpu_budget is None and updates is None:
+        raise ValueError("Give cpu_budget, updates or both. Received: neither")
+    cpu_budget = harness.positive_number("cpu_budget", cpu_budget, allow_none=True)
+    if updates is not None:
+        updates = validation.positive_int("updates", updates)
     memory_limit_gib = harness.positive_number(
         "memory_limit_gib", memory_limit_gib or default_memory_limit_gib()
     )
@@ -241,7 +251,7 @@ def run(
                 cells.append(cell)
                 if emit:
                     emit(cell)
-                paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
+                paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
                 continue
             batch_size = task.train_defaults["batch_size"]
             accumulate = plan_accumulation(task, model, batch_size, memory_limit_gib * 2**30)
@@ -257,6 +267,7 @@ def run(
                 "train_options": {
                     "model": model,
                     "cpu_budget": cpu_budget,
+                    **({"updates": updates} if updates is not None else {}),
                     "accumulate": accumulate,
                     "limit": limit,
                     "seed": seed,
@@ -269,7 +280,7 @@ def run(
             if emit:
                 emit(cell)
             # Rewritten after every pair, so the files hold every finished pair at any time.
-            paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend)
+            paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
     return paths
 
 
@@ -363,6 +374,15 @@ def _unfinished(c: dict[str, Any]) -> str:
     return f"failed: {c['error'][:120]}"
 
 
+def _updates(c: dict[str, Any]) -> str:
+    """The updates a pair made; "N of M" where it was to make M (`updates`) and a CPU cap
+    stopped it first."""
+    target = (c.get("arguments") or {}).get("updates")
+    if target is not None and c["updates"] < target:
+        return f"{c['updates']:,} of {target:,}"
+    return f"{c['updates']:,}"
+
+
 def _bits_per_byte_table(cells: Sequence[dict[str, Any]]) -> str:
     """Bits per byte on the test documents, lower is better, beside gzip's and xz's on the
     same documents, each document compressed on its own as each is scored on its own (then
@@ -390,7 +410,7 @@ def _bits_per_byte_table(cells: Sequence[dict[str, Any]]) -> str:
             f"{head} {c['test_bits_per_byte']:.4f} [{low:.4f}, {high:.4f}] "
             f"(n={c['test_examples']:,} documents, {c['test_bytes']:,} bytes)"
             f" | {c['val_bits_per_byte']:.4f} | {compressed[0]} | {compressed[1]}"
-            f" | {c['parameters']:,} | {c['updates']:,} ({c['steps']:,})"
+            f" | {c['parameters']:,} | {_updates(c)} ({c['steps']:,})"
             f" | {c['micro_batch']} | {c['train_cpu_seconds']:,.0f} | {c['train_seconds']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -416,7 +436,7 @@ def _accuracy_table(cells: Sequence[dict[str, Any]], metric: str = "accuracy") -
             n += f" sequences, {c['test_queries']:,} queries"
         lines.append(
             f"{head} {c[f'test_{metric}']:.4f} [{low:.4f}, {high:.4f}] ({n})"
-            f" | {c[f'val_{metric}']:.4f} | {c['parameters']:,} | {c['updates']:,} ({c['steps']:,})"
+            f" | {c[f'val_{metric}']:.4f} | {c['parameters']:,} | {_updates(c)} ({c['steps']:,})"
             f" | {c['micro_batch']} | {c['train_cpu_seconds']:,.0f} | {c['train_seconds']:,.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -510,13 +530,16 @@ def plot(cells: Sequence[dict[str, Any]], path: str) -> str | None:
     return path
 
 
-def _write_results(out, cells, cpu_budget, memory_limit_gib, backend) -> dict[str, Any]:
+def _write_results(
+    out, cells, cpu_budget, memory_limit_gib, backend, updates=None
+) -> dict[str, Any]:
     from spectralmix.tasks import checkpointing
 
     results = os.path.join(out, "results.json")
     record = {
         "backend": backend,
         "cpu_budget": cpu_budget,
+        "updates": updates,
         "memory_limit_gib": memory_limit_gib,
         "cells": list(cells),
     }

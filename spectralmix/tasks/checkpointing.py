@@ -75,6 +75,21 @@ class CpuBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class UpdateBudget(keras.callbacks.Callback):
+    """Stops training at the end of the batch that makes the run's `steps`-th step (resumes
+    included): with gradient accumulation, `steps = updates · accumulate`. The partial epoch
+    is validated and checkpointed like any other. Put it after `checkpoint`, which counts the
+    steps."""
+
+    def __init__(self, checkpoint: EpochCheckpoint, steps: int):
+        super().__init__()
+        self.checkpoint, self.steps = checkpoint, steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.checkpoint.steps_done() >= self.steps:
+            self.model.stop_training = True
+
+
 class ValidationScore(keras.callbacks.Callback):
     """Adds `logs[name] = score(model)` at the end of every epoch, for a validation score
     that `fit`'s own validation does not compute (e.g. bits per byte over whole documents).
@@ -132,6 +147,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps_this_epoch += 1
+
+    def steps_done(self) -> int:
+        """Training steps (batches) of this run so far, resumes included."""
+        return self.state["steps"] + self._steps_this_epoch
 
     def used_cpu_seconds(self) -> float:
         """Process CPU time (all threads) spent training in this run, resumes included."""

@@ -434,6 +434,7 @@ def train(
     seed: int = 0,
     verbose: int | str = 1,
     model_options: dict[str, Any] | None = None,
+    updates: int | None = None,
 ) -> dict[str, Any]:
     """Trains `task`'s model on its train split, validates each epoch, checkpoints into
     `out`, and returns (and writes to `OUT/metrics.json`) the test metrics of the best epoch.
@@ -453,6 +454,11 @@ def train(
         cpu_budget: stop training once it has used this many CPU seconds (process time over
             all threads, resumes included); the partial epoch is validated and checkpointed.
             Gives models of different speed the same compute in a comparison.
+        updates: train exactly this many optimizer updates (instead of `epochs`): as many
+            epochs as it takes, the learning-rate schedule spread over them, the last epoch
+            cut where the count is reached and validated like any other. Gives models the
+            same number of updates in a comparison; with `cpu_budget` as well, whichever
+            comes first stops the run (`stopped_by_budget` says which).
         distribute: `"data"`, `"model"` or `"sequence"` (JAX; token batches are padded, with
             token 0, until their length with a class token counted splits over the devices:
             the one-device model gives the same outputs on them) to train on several devices through
@@ -484,6 +490,7 @@ def train(
         limit=limit,
         seed=seed,
         model_options=model_options,
+        updates=updates,
     )
     out = os.fspath(out)
     state = _previous_state(out, arguments, resume)
@@ -612,6 +619,12 @@ def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, An
         "seed": given["seed"],
         "model_options": {**task.model_defaults, **(model_options or {})},
         "source": dict(task.source),
+        # Only when given: runs made before `updates` existed resume with their arguments.
+        **(
+            {"updates": validation.positive_int("updates", given["updates"])}
+            if given["updates"] is not None
+            else {}
+        ),
     }
 
 
@@ -706,6 +719,9 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose, token_multip
         callbacks.append(checkpointing.ValidationScore(f"val_{task.metric}", validation_score))
     epochs = arguments["epochs"]
     total_steps = epochs * len(train_batches) // accumulate
+    if "updates" in arguments:  # as many epochs as the updates take, the schedule over them
+        total_steps = arguments["updates"]
+        epochs = -(-total_steps * accumulate // max(len(train_batches), 1))
     if state is None:
         classifier = compile_model(
             classifier,
@@ -727,6 +743,8 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose, token_multip
     callbacks.append(checkpoint)
     if arguments["cpu_budget"] is not None:
         callbacks.append(checkpointing.CpuBudget(checkpoint, arguments["cpu_budget"]))
+    if "updates" in arguments:
+        callbacks.append(checkpointing.UpdateBudget(checkpoint, total_steps * accumulate))
     if start_epoch < epochs and not (state and state["stopped_by_budget"]):
         classifier.fit(
             train_batches,

@@ -429,3 +429,18 @@ def test_a_busy_machine_gets_a_one_line_warning_before_a_pair(monkeypatch, capsy
     monkeypatch.setattr(arena, "busy_cores", lambda: 0.1)
     arena._check_quiet("text", "fftnet")
     assert capsys.readouterr().err == ""
+
+
+def test_a_pair_capped_before_its_updates_says_how_far_it_got():
+    capped = _cell(updates=612, steps=612, arguments={"updates": 1000})
+    reached = _cell(model="fnet", updates=1000, steps=1000, arguments={"updates": 1000})
+    rows = arena.table([capped, reached]).splitlines()
+    assert "| 612 of 1,000 (612) |" in rows[2]
+    assert "| 1,000 (1,000) |" in rows[3]
+
+
+def test_run_needs_a_budget_of_cpu_or_updates(tmp_path):
+    with pytest.raises(ValueError, match="cpu_budget, updates or both"):
+        arena.run(["pathfinder"], ["fftnet"], tmp_path / "a")
+    with pytest.raises(ValueError, match="updates=0"):
+        arena.run(["pathfinder"], ["fftnet"], tmp_path / "a", updates=0)

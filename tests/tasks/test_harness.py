@@ -307,3 +307,24 @@ def test_a_grid_mixer_trains_on_a_grid_task(tmp_path):
     )
     assert metrics["model"] == "gfnet_2d"
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_updates_trains_exactly_that_many_updates(tmp_path, accumulate):
+    # 32 examples in batches of 8: 4 updates an epoch; 6 updates take 2 epochs, the second cut.
+    metrics = harness.train(
+        _toy_task(), str(tmp_path / "r"), updates=6, accumulate=accumulate, verbose=0
+    )
+    assert (metrics["updates"], metrics["steps"]) == (6, 6 * accumulate)
+    assert metrics["scheduled_steps"] == 6 * accumulate
+    assert metrics["arguments"]["updates"] == 6
+    state = checkpointing.read_state(str(tmp_path / "r"))
+    assert state["epochs_done"] == 2
+    assert len(state["history"]["val_accuracy"]) == 2  # the cut epoch is validated too
+
+
+def test_runs_without_updates_keep_their_arguments(tmp_path):
+    metrics = harness.train(_toy_task(), str(tmp_path / "r"), epochs=1, verbose=0)
+    assert "updates" not in metrics["arguments"]  # so runs made before it still resume
+    with pytest.raises(ValueError, match="updates=0"):
+        harness.train(_toy_task(), str(tmp_path / "s"), updates=0, verbose=0)
