@@ -360,7 +360,17 @@ def _add_arena(commands) -> argparse.ArgumentParser:
     arena.add_argument(
         "--limit", type=_positive_int, help="use the first N examples of each split (smoke)"
     )
-    arena.add_argument("--seed", type=_integer, default=0)
+    arena.add_argument(
+        "--seed", type=_integer, default=0, help="seed of the data splits (and, alone, of training)"
+    )
+    arena.add_argument(
+        "--seeds",
+        type=_integer,
+        nargs="+",
+        metavar="S",
+        help="training seeds (initial weights, data order): each pair runs once per seed, and "
+        "the results add a table across seeds (mean ± sd, 95%% interval)",
+    )
     arena.add_argument("--quiet", action="store_true", help="no progress bars")
     return arena
 
@@ -405,6 +415,7 @@ def _arena(args: argparse.Namespace) -> dict:
         limit=args.limit,
         test_examples=args.test_examples,
         seed=args.seed,
+        seeds=args.seeds,
         verbose=0 if args.quiet else 1,
         emit=lambda cell: print(json.dumps(cell), flush=True),
     )

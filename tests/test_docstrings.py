@@ -7,6 +7,7 @@ import keras
 import pytest
 
 MODULES = [
+    "spectralmix.data.batches",
     "spectralmix.data.brown",
     "spectralmix.data.fashion_mnist",
     "spectralmix.data.listops",
@@ -39,8 +40,10 @@ MODULES = [
     "spectralmix.schedules",
     "spectralmix.optimizers",
     "spectralmix.registry",
+    "spectralmix.tasks.arena",
     "spectralmix.tasks.harness",
     "spectralmix.tasks.lm",
+    "spectralmix.tasks.recall",
 ]
 
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 import importlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -180,6 +182,7 @@ def run(
     limit: int | None = None,
     test_examples: int | None = None,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
     verbose: int = 1,
     emit: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
@@ -202,7 +205,11 @@ def run(
             quarters of the machine's memory).
         limit: the first `limit` examples of every split (smoke runs).
         test_examples: test examples scored (default: each task's registered cap).
-        seed: seed of the data splits, the generators and the initial weights.
+        seed: seed of the data splits and the generators, and (without `seeds`) of the
+            data order and the initial weights.
+        seeds: training seeds (data order and initial weights): each pair runs once per
+            seed, in `OUT/TASK/MODEL/seed-S/`, on the same splits; the results add a table
+            across seeds (mean ± standard deviation, a 95% t-interval over the seeds).
     """
     from spectralmix.registry import get_token_mixer
 
@@ -215,6 +222,10 @@ def run(
     cpu_budget = harness.positive_number("cpu_budget", cpu_budget, allow_none=True)
     if updates is not None:
         updates = validation.positive_int("updates", updates)
+    if seeds is not None:
+        seeds = [validation.integer("seeds", s) for s in seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, at least one. Received: seeds={seeds}")
     memory_limit_gib = harness.positive_number(
         "memory_limit_gib", memory_limit_gib or default_memory_limit_gib()
     )
@@ -255,32 +266,37 @@ def run(
                 continue
             batch_size = task.train_defaults["batch_size"]
             accumulate = plan_accumulation(task, model, batch_size, memory_limit_gib * 2**30)
-            run_dir = os.path.join(out, task_name, model)
-            os.makedirs(run_dir, exist_ok=True)
-            spec = {
-                "task": task_name,
-                "task_options": task_options,
-                "modules": plugin_modules(task_name, model),
-                "run_dir": run_dir,
-                "log": os.path.join(run_dir, "stderr.log"),
-                "memory_limit_gib": memory_limit_gib,
-                "train_options": {
-                    "model": model,
-                    "cpu_budget": cpu_budget,
-                    **({"updates": updates} if updates is not None else {}),
-                    "accumulate": accumulate,
-                    "limit": limit,
-                    "seed": seed,
-                    "verbose": verbose,
-                },
-            }
-            cell = _run_cell(spec, task)
-            cell.update(task=task_name, model=model, backend=backend)
-            cells.append(cell)
-            if emit:
-                emit(cell)
-            # Rewritten after every pair, so the files hold every finished pair at any time.
-            paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
+            for train_seed in seeds or [seed]:
+                run_dir = os.path.join(out, task_name, model)
+                if seeds is not None:
+                    run_dir = os.path.join(run_dir, f"seed-{train_seed}")
+                os.makedirs(run_dir, exist_ok=True)
+                spec = {
+                    "task": task_name,
+                    "task_options": task_options,
+                    "modules": plugin_modules(task_name, model),
+                    "run_dir": run_dir,
+                    "log": os.path.join(run_dir, "stderr.log"),
+                    "memory_limit_gib": memory_limit_gib,
+                    "train_options": {
+                        "model": model,
+                        "cpu_budget": cpu_budget,
+                        **({"updates": updates} if updates is not None else {}),
+                        "accumulate": accumulate,
+                        "limit": limit,
+                        "seed": train_seed,
+                        "verbose": verbose,
+                    },
+                }
+                cell = _run_cell(spec, task)
+                cell.update(task=task_name, model=model, backend=backend)
+                if seeds is not None:
+                    cell["seed"] = train_seed
+                cells.append(cell)
+                if emit:
+                    emit(cell)
+                # Rewritten after every run, so the files hold every finished one at any time.
+                paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
     return paths
 
 
@@ -358,7 +374,81 @@ def table(cells: Sequence[dict[str, Any]]) -> str:
         parts.append(_bits_per_byte_table(bits))
     if queries:
         parts.append(_accuracy_table(queries, "query_accuracy"))
+    across = _seeds_table(cells)
+    if across:
+        parts.append(across)
     return "\n".join(parts)
+
+
+#: Two-sided 95% quantiles of Student's t for 1 to 30 degrees of freedom.
+_T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_quantile_975(df: int) -> float:
+    """Student's t quantile at 0.975 for `df` degrees of freedom (a table to 30, then the
+    Cornish-Fisher expansion around the normal quantile, within 1e-3).
+
+    Examples:
+        >>> t_quantile_975(2), round(t_quantile_975(100), 3)
+        (4.303, 1.984)
+    """
+    df = validation.positive_int("df", df)
+    if df <= len(_T_975):
+        return _T_975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def seed_summary(values: Sequence[float]) -> dict[str, float]:
+    """`{"mean", "sd", "low", "high"}` of one score over seeds: the mean, the sample standard
+    deviation and the 95% t-interval of the mean over the seeds (`mean ± t · sd / √k`), which
+    covers training's randomness (initialisation, data order), not the test sample's.
+
+    Examples:
+        >>> {k: round(v, 4) for k, v in seed_summary([0.70, 0.72, 0.74]).items()}
+        {'mean': 0.72, 'sd': 0.02, 'low': 0.6703, 'high': 0.7697}
+    """
+    values = [float(v) for v in values]
+    if len(values) < 2:
+        raise ValueError(f"Need two seeds or more. Received: {len(values)} value(s)")
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    half = t_quantile_975(len(values) - 1) * sd / math.sqrt(len(values))
+    return {"mean": mean, "sd": sd, "low": mean - half, "high": mean + half}
+
+
+def _seeds_table(cells: Sequence[dict[str, Any]]) -> str:
+    """Pairs run with two seeds or more: each score's mean ± standard deviation over the
+    seeds, its 95% t-interval, and the updates and CPU seconds on average."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for c in cells:
+        if c["status"] == "done" and "seed" in c:
+            key = (c["task"], c["model"], c.get("metric", "accuracy"))
+            groups.setdefault(key, []).append(c)
+    rows = []
+    for (task, model, metric), runs in groups.items():
+        if len(runs) < 2:
+            continue
+        summary = seed_summary([r[f"test_{metric}"] for r in runs])
+        seeds = ", ".join(str(r["seed"]) for r in runs)
+        rows.append(
+            f"| {task} | {model} | {metric.replace('_', ' ')} | {runs[0]['sequence_length']:,} "
+            f"| {len(runs)} ({seeds}) | {summary['mean']:.4f} ± {summary['sd']:.4f} "
+            f"| [{summary['low']:.4f}, {summary['high']:.4f}] "
+            f"| {statistics.fmean(r['updates'] for r in runs):,.0f} "
+            f"| {statistics.fmean(r['train_cpu_seconds'] for r in runs):,.0f} |"
+        )
+    if not rows:
+        return ""
+    header = [
+        "| task | model | metric | tokens | seeds | test mean ± sd | 95% interval over seeds "
+        "| updates (mean) | train CPU s (mean) |",
+        "|---|---|---|---:|---|---|---|---:|---:|",
+    ]
+    return "\n".join(header + rows) + "\n"
 
 
 def _unfinished(c: dict[str, Any]) -> str:
@@ -372,6 +462,11 @@ def _unfinished(c: dict[str, Any]) -> str:
             f"({c['micro_batch']} example(s) a step, {c['memory_limit_gib']} GiB limit)"
         )
     return f"failed: {c['error'][:120]}"
+
+
+def _model(c: dict[str, Any]) -> str:
+    """The model column: the mixer, and its training seed where the arena ran several."""
+    return f"{c['model']} (seed {c['seed']})" if "seed" in c else c["model"]
 
 
 def _updates(c: dict[str, Any]) -> str:
@@ -394,7 +489,7 @@ def _bits_per_byte_table(cells: Sequence[dict[str, Any]]) -> str:
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cells:
-        head = f"| {c['task']} | {c['model']} | {c['sequence_length']:,} |"
+        head = f"| {c['task']} | {_model(c)} | {c['sequence_length']:,} |"
         if c["status"] != "done":
             lines.append(f"{head} {_unfinished(c)} | | | | | | | | |")
             continue
@@ -426,7 +521,7 @@ def _accuracy_table(cells: Sequence[dict[str, Any]], metric: str = "accuracy") -
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cells:
-        head = f"| {c['task']} | {c['model']} | {c['sequence_length']:,} |"
+        head = f"| {c['task']} | {_model(c)} | {c['sequence_length']:,} |"
         if c["status"] != "done":
             lines.append(f"{head} {_unfinished(c)} | | | | | | |")
             continue

@@ -5,6 +5,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pytest
 
 from spectralmix.layers import SelfAttention
@@ -444,3 +445,52 @@ def test_run_needs_a_budget_of_cpu_or_updates(tmp_path):
         arena.run(["pathfinder"], ["fftnet"], tmp_path / "a")
     with pytest.raises(ValueError, match="updates=0"):
         arena.run(["pathfinder"], ["fftnet"], tmp_path / "a", updates=0)
+
+
+def test_t_quantile_and_seed_summary_against_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 5, 30, 31, 50, 200):
+        assert abs(arena.t_quantile_975(df) - stats.t.ppf(0.975, df)) < 1e-3
+    values = [0.61, 0.64, 0.70, 0.66]
+    summary = arena.seed_summary(values)
+    low, high = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
+    assert abs(summary["mean"] - np.mean(values)) < 1e-12
+    assert abs(summary["sd"] - np.std(values, ddof=1)) < 1e-12
+    assert abs(summary["low"] - low) < 1e-3
+    assert abs(summary["high"] - high) < 1e-3
+    with pytest.raises(ValueError, match="two seeds"):
+        arena.seed_summary([0.5])
+
+
+def test_runs_of_several_seeds_get_a_table_across_seeds():
+    runs = [
+        _cell(seed=s, test_accuracy=a, updates=u, train_cpu_seconds=c)
+        for s, a, u, c in ((0, 0.70, 700, 240.0), (1, 0.72, 710, 250.0), (2, 0.74, 720, 260.0))
+    ]
+    lonely = _cell(model="fnet", seed=0)
+    text = arena.table([*runs, lonely])
+    assert "| image | fftnet (seed 1) | 1,024 | 0.7200" in text
+    across = text.split("\n\n")[-1].splitlines()
+    assert across[0].startswith("| task | model | metric | tokens | seeds | test mean ± sd")
+    assert len(across) == 3  # fnet has one seed: no row
+    assert across[2] == (
+        "| image | fftnet | accuracy | 1,024 | 3 (0, 1, 2) | 0.7200 ± 0.0200 "
+        "| [0.6703, 0.7697] | 710 | 250 |"
+    )
+
+
+@pytest.mark.slow
+def test_run_with_seeds_trains_each_pair_once_per_seed(tmp_path):
+    out = tmp_path / "arena"
+    paths = arena.run(
+        ["pathfinder"], ["fnet"], out, cpu_budget=1e-3, limit=8, verbose=0, seeds=[0, 1]
+    )
+    with open(paths["results"]) as f:
+        cells = json.load(f)["cells"]
+    assert [c["seed"] for c in cells] == [0, 1]
+    assert [c["arguments"]["seed"] for c in cells] == [0, 1]
+    for s in (0, 1):
+        assert os.path.isfile(out / "pathfinder" / "fnet" / f"seed-{s}" / "metrics.json")
+    assert "| pathfinder | fnet | accuracy |" in (out / "results.md").read_text()
+    with pytest.raises(ValueError, match="distinct"):
+        arena.run(["pathfinder"], ["fnet"], out, cpu_budget=1.0, seeds=[1, 1])
