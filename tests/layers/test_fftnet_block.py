@@ -121,7 +121,7 @@ def test_layer_contract(tmp_path, token_mixer):
 def test_config_is_the_flat_one_of_0_1(token_mixer):
     block = FFTNetBlock(2, token_mixer=token_mixer, variant="v2", fft_impl="dft")
     config = block.get_config()
-    assert set(config) == CONFIG_KEYS_0_1
+    assert set(config) == CONFIG_KEYS_0_1 | {"filter_bins", "remat"}  # flat, two added since
     assert (config["token_mixer"], config["variant"], config["fft_impl"]) == (
         token_mixer,
         "v2",
@@ -138,6 +138,7 @@ def test_config_is_the_flat_one_of_0_1(token_mixer):
             "adaptive": True,
             "fft_impl": "dft",
             "modrelu_epsilon": 1e-3,
+            "filter_bins": None,
         },
         "fnet": {"fft_impl": "dft"},
         "attention": {"num_heads": 2},
@@ -151,6 +152,21 @@ def test_max_sequence_length_defaults_to_the_first_input_and_is_saved():
     block(np.zeros((1, 11, 8), "float32"))
     assert block.get_config()["max_sequence_length"] == 11
     assert block.mixer.max_sequence_length == 11
+
+
+def test_filter_bins_reaches_the_mixer_is_saved_and_old_configs_keep_their_bins():
+    block = FFTNetBlock(2, max_sequence_length=64, filter_bins=5)
+    block.build((None, None, 8))
+    assert block.mixer.base_filter.shape == (2, 5)
+    assert FFTNetBlock.from_config(block.get_config()).filter_bins == 5
+    block = FFTNetBlock(2, max_sequence_length=10_000)
+    block.build((None, None, 8))
+    assert block.get_config()["filter_bins"] == 2049  # the default, recorded once built
+    # Saved before `filter_bins` existed: one filter value per bin of its length.
+    old = {k: v for k, v in block.get_config().items() if k != "filter_bins"}
+    legacy = FFTNetBlock.from_config(old)
+    legacy.build((None, None, 8))
+    assert legacy.mixer.base_filter.shape == (2, 5001)
 
 
 def test_sequence_model_with_embedding_mask_trains_and_reloads(tmp_path, rng):
