@@ -195,13 +195,18 @@ def sequence_classifier(task_name: str, *, vocabulary_size: int, num_classes: in
     """A `build_model(model, **options)` for `Task`: an `FFTNetClassifier` over token ids
     (`vocabulary_size` ids, 0 the padding) whose token mixer is `model`. `options` are the
     backbone's arguments plus the classifier's `pooling` (default `"cls"`: a class token)
-    and `head_dropout` (default: the backbone's `dropout`)."""
+    and `head_dropout` (default: the backbone's `dropout`). A mixer that can be causal
+    (`"hyena"`) is built bidirectional (`causal=False`), as classification reads the whole
+    sequence, unless `token_mixer_kwargs` say otherwise."""
 
     def build_model(model: str = "fftnet", **options):
         from spectralmix.models import FFTNetBackbone, FFTNetClassifier
         from spectralmix.registry import get_token_mixer
 
         model = get_token_mixer(model).token_mixer_name
+        options["token_mixer_kwargs"] = bidirectional_kwargs(
+            model, options.get("token_mixer_kwargs")
+        )
         pooling = options.pop("pooling", "cls")
         head_dropout = options.pop("head_dropout", options.get("dropout", 0.0))
         backbone = FFTNetBackbone(
@@ -221,6 +226,32 @@ def sequence_classifier(task_name: str, *, vocabulary_size: int, num_classes: in
         )
 
     return build_model
+
+
+def bidirectional_kwargs(model: str, token_mixer_kwargs=None) -> dict[str, Any] | None:
+    """`token_mixer_kwargs` with `causal=False` added where mixer `model`'s constructor takes
+    `causal` and they do not set it (a classifier reads the whole sequence: hyena is causal by
+    default); unchanged (None stays None) for the other mixers, and for those bidirectional
+    by default (`"attention"`).
+
+    Examples:
+        >>> bidirectional_kwargs("hyena"), bidirectional_kwargs("fnet")
+        ({'causal': False}, None)
+        >>> bidirectional_kwargs("attention", {"dropout": 0.1})
+        {'dropout': 0.1}
+    """
+    import inspect
+
+    from spectralmix.registry import get_token_mixer, takes_argument
+
+    mixer = get_token_mixer(model)
+    if not takes_argument(mixer, "causal"):
+        return token_mixer_kwargs
+    if inspect.signature(mixer.__init__).parameters["causal"].default is not True:
+        return token_mixer_kwargs  # bidirectional already unless asked (attention)
+    kwargs = dict(token_mixer_kwargs or {})
+    kwargs.setdefault("causal", False)
+    return kwargs
 
 
 def check_entry(task: Task, model: str) -> None:

@@ -328,3 +328,20 @@ def test_runs_without_updates_keep_their_arguments(tmp_path):
     assert "updates" not in metrics["arguments"]  # so runs made before it still resume
     with pytest.raises(ValueError, match="updates=0"):
         harness.train(_toy_task(), str(tmp_path / "s"), updates=0, verbose=0)
+
+
+def test_classifiers_build_hyena_bidirectional():
+    build = harness.sequence_classifier("toy", vocabulary_size=8, num_classes=2, length=LENGTH)
+    model = build("hyena", **TINY)
+    (mixer,) = {
+        layer.__class__.__name__: layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if layer.__class__.__name__ == "HyenaOperator"
+    }.values()
+    assert mixer.causal is False
+    causal = build("hyena", token_mixer_kwargs={"causal": True}, **TINY)
+    assert all(
+        layer.causal
+        for layer in causal._flatten_layers(include_self=False, recursive=True)
+        if layer.__class__.__name__ == "HyenaOperator"
+    )
