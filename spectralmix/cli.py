@@ -371,6 +371,12 @@ def _add_arena(commands) -> argparse.ArgumentParser:
         help="training seeds (initial weights, data order): each pair runs once per seed, and "
         "the results add a table across seeds (mean ± sd, 95%% interval)",
     )
+    arena.add_argument(
+        "--tune",
+        action="store_true",
+        help="each pair first tries learning rate x width on validation (the same trials for "
+        "every mixer, a quarter of the budget each) and keeps the best",
+    )
     arena.add_argument("--quiet", action="store_true", help="no progress bars")
     return arena
 
@@ -416,6 +422,7 @@ def _arena(args: argparse.Namespace) -> dict:
         test_examples=args.test_examples,
         seed=args.seed,
         seeds=args.seeds,
+        tune=args.tune,
         verbose=0 if args.quiet else 1,
         emit=lambda cell: print(json.dumps(cell), flush=True),
     )

@@ -183,6 +183,7 @@ def run(
     test_examples: int | None = None,
     seed: int = 0,
     seeds: Sequence[int] | None = None,
+    tune: bool = False,
     verbose: int = 1,
     emit: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
@@ -210,6 +211,10 @@ def run(
         seeds: training seeds (data order and initial weights): each pair runs once per
             seed, in `OUT/TASK/MODEL/seed-S/`, on the same splits; the results add a table
             across seeds (mean ± standard deviation, a 95% t-interval over the seeds).
+        tune: before its runs, each pair tries every setting of `TUNING_GRID` (learning rate
+            × model width) with `TUNING_FRACTION` of its budget, in `OUT/TASK/MODEL/tune/`,
+            and keeps the best on validation (the test split is not read); every mixer gets
+            the same trials. The chosen settings and the trials are in each cell (`tuning`).
     """
     from spectralmix.registry import get_token_mixer
 
@@ -266,38 +271,116 @@ def run(
                 continue
             batch_size = task.train_defaults["batch_size"]
             accumulate = plan_accumulation(task, model, batch_size, memory_limit_gib * 2**30)
+            base = {
+                "task": task_name,
+                "task_options": task_options,
+                "modules": plugin_modules(task_name, model),
+                "memory_limit_gib": memory_limit_gib,
+            }
+            budget = {
+                "cpu_budget": cpu_budget,
+                **({"updates": updates} if updates is not None else {}),
+            }
+            chosen, tuning = {}, None
+            if tune:
+                chosen, tuning = _tune(
+                    task,
+                    base,
+                    budget,
+                    os.path.join(out, task_name, model, "tune"),
+                    model=model,
+                    accumulate=accumulate,
+                    limit=limit,
+                    seed=seed,
+                    verbose=verbose,
+                )
             for train_seed in seeds or [seed]:
                 run_dir = os.path.join(out, task_name, model)
                 if seeds is not None:
                     run_dir = os.path.join(run_dir, f"seed-{train_seed}")
                 os.makedirs(run_dir, exist_ok=True)
                 spec = {
-                    "task": task_name,
-                    "task_options": task_options,
-                    "modules": plugin_modules(task_name, model),
+                    **base,
                     "run_dir": run_dir,
                     "log": os.path.join(run_dir, "stderr.log"),
-                    "memory_limit_gib": memory_limit_gib,
                     "train_options": {
                         "model": model,
-                        "cpu_budget": cpu_budget,
-                        **({"updates": updates} if updates is not None else {}),
+                        **budget,
                         "accumulate": accumulate,
                         "limit": limit,
                         "seed": train_seed,
                         "verbose": verbose,
+                        **chosen,
                     },
                 }
                 cell = _run_cell(spec, task)
                 cell.update(task=task_name, model=model, backend=backend)
                 if seeds is not None:
                     cell["seed"] = train_seed
+                if tuning is not None:
+                    cell["tuning"] = tuning
                 cells.append(cell)
                 if emit:
                     emit(cell)
                 # Rewritten after every run, so the files hold every finished one at any time.
                 paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
     return paths
+
+
+#: The settings every pair tries under `tune=True`: learning rate × model width (the same
+#: trials for every mixer), each with `TUNING_FRACTION` of the pair's budget.
+TUNING_GRID: dict[str, tuple] = {"learning_rate": (5e-4, 1e-3, 2e-3), "hidden_dim": (32, 64)}
+TUNING_FRACTION = 0.25
+
+
+def _tune(task, base, budget, tune_dir, *, model, accumulate, limit, seed, verbose):
+    """Runs every `TUNING_GRID` setting for one pair (validation only); returns the chosen
+    `train_options` and `{"grid", "fraction", "trials", "chosen"}`."""
+    metric = task.metric
+    trial_budget = {
+        key: (
+            value * TUNING_FRACTION if key == "cpu_budget" else max(1, int(value * TUNING_FRACTION))
+        )
+        for key, value in budget.items()
+        if value is not None
+    }
+    trials = []
+    for learning_rate in TUNING_GRID["learning_rate"]:
+        for hidden_dim in TUNING_GRID["hidden_dim"]:
+            settings = {"learning_rate": learning_rate, "model_options": {"hidden_dim": hidden_dim}}
+            run_dir = os.path.join(tune_dir, f"lr={learning_rate:g},hidden_dim={hidden_dim}")
+            os.makedirs(run_dir, exist_ok=True)
+            spec = {
+                **base,
+                "run_dir": run_dir,
+                "log": os.path.join(run_dir, "stderr.log"),
+                "train_options": {
+                    "model": model,
+                    "cpu_budget": None,
+                    **trial_budget,
+                    "accumulate": accumulate,
+                    "limit": limit,
+                    "seed": seed,
+                    "verbose": verbose,
+                    "read_test": False,
+                    **settings,
+                },
+            }
+            cell = _run_cell(spec, task)
+            score = cell.get(f"val_{metric}") if cell["status"] == "done" else None
+            trials.append({**settings, f"val_{metric}": score, "status": cell["status"]})
+    scored = [t for t in trials if t[f"val_{metric}"] is not None]
+    if not scored:
+        raise RuntimeError(f"Every tuning trial of {task.name}/{model} failed: {trials}")
+    pick = max if harness.METRICS[metric] == "max" else min
+    best = pick(scored, key=lambda t: t[f"val_{metric}"])
+    chosen = {"learning_rate": best["learning_rate"], "model_options": best["model_options"]}
+    return chosen, {
+        "grid": {k: list(v) for k, v in TUNING_GRID.items()},
+        "fraction": TUNING_FRACTION,
+        "trials": trials,
+        "chosen": chosen,
+    }
 
 
 def _refusal(task: harness.Task, model: str) -> str | None:

@@ -466,6 +466,7 @@ def train(
     verbose: int | str = 1,
     model_options: dict[str, Any] | None = None,
     updates: int | None = None,
+    read_test: bool = True,
 ) -> dict[str, Any]:
     """Trains `task`'s model on its train split, validates each epoch, checkpoints into
     `out`, and returns (and writes to `OUT/metrics.json`) the test metrics of the best epoch.
@@ -490,6 +491,8 @@ def train(
             cut where the count is reached and validated like any other. Gives models the
             same number of updates in a comparison; with `cpu_budget` as well, whichever
             comes first stops the run (`stopped_by_budget` says which).
+        read_test: score the test split at the end (default). `False` for a tuning trial,
+            chosen on validation: the metrics then hold the validation score only.
         distribute: `"data"`, `"model"` or `"sequence"` (JAX; token batches are padded, with
             token 0, until their length with a class token counted splits over the devices:
             the one-device model gives the same outputs on them) to train on several devices through
@@ -552,7 +555,13 @@ def train(
     best = keras.saving.load_model(os.path.join(out, checkpointing.BEST_FILE))
     state = checkpoint.state
     # The test split, once, with the epoch chosen on validation.
-    if task.metric == "bits_per_byte":
+    if not read_test:  # a tuning trial: chosen on validation, the test split left unread
+        scores = {
+            "metric": task.metric,
+            f"val_{task.metric}": round(state["best"], 4),
+            "test_read": False,
+        }
+    elif task.metric == "bits_per_byte":
         test = scored_bits_per_byte(*task.score(best, splits["test"], step_batch))
         scores = {
             "metric": task.metric,

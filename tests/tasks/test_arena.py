@@ -494,3 +494,24 @@ def test_run_with_seeds_trains_each_pair_once_per_seed(tmp_path):
     assert "| pathfinder | fnet | accuracy |" in (out / "results.md").read_text()
     with pytest.raises(ValueError, match="distinct"):
         arena.run(["pathfinder"], ["fnet"], out, cpu_budget=1.0, seeds=[1, 1])
+
+
+@pytest.mark.slow
+def test_tune_tries_the_grid_on_validation_and_runs_the_best(tmp_path, monkeypatch):
+    monkeypatch.setattr(arena, "TUNING_GRID", {"learning_rate": (1e-3, 3e-3), "hidden_dim": (8,)})
+    out = tmp_path / "arena"
+    paths = arena.run(["pathfinder"], ["fnet"], out, cpu_budget=1e-3, limit=8, verbose=0, tune=True)
+    with open(paths["results"]) as f:
+        (cell,) = json.load(f)["cells"]
+    tuning = cell["tuning"]
+    assert [t["learning_rate"] for t in tuning["trials"]] == [1e-3, 3e-3]
+    best = max(tuning["trials"], key=lambda t: t["val_accuracy"])
+    assert tuning["chosen"] == {
+        "learning_rate": best["learning_rate"],
+        "model_options": {"hidden_dim": 8},
+    }
+    assert cell["arguments"]["learning_rate"] == best["learning_rate"]
+    assert cell["arguments"]["model_options"]["hidden_dim"] == 8
+    for trial in ("lr=0.001,hidden_dim=8", "lr=0.003,hidden_dim=8"):
+        with open(out / "pathfinder" / "fnet" / "tune" / trial / "metrics.json") as f:
+            assert json.load(f)["test_read"] is False

@@ -345,3 +345,14 @@ def test_classifiers_build_hyena_bidirectional():
         for layer in causal._flatten_layers(include_self=False, recursive=True)
         if layer.__class__.__name__ == "HyenaOperator"
     )
+
+
+def test_a_tuning_trial_leaves_the_test_split_unread(tmp_path, monkeypatch):
+    def read(*args, **kwargs):
+        raise AssertionError("the test split was read")
+
+    monkeypatch.setattr(harness, "count_correct", read)
+    metrics = harness.train(_toy_task(), str(tmp_path / "r"), epochs=1, read_test=False, verbose=0)
+    assert metrics["test_read"] is False
+    assert "test_accuracy" not in metrics
+    assert 0 <= metrics["val_accuracy"] <= 1
