@@ -856,6 +856,31 @@ def ratio_table(points: dict) -> str:
     return "\n".join(lines)
 
 
+def sp_table(points: dict) -> str:
+    """One device against several (JAX): time, XLA's per-device peak, and their ratios."""
+    rows = [r for r in points.values() if r["kind"] == "sp"]
+    lines = [
+        "| mixer | tokens | devices | fwd+bwd (s) | XLA peak per device (MB) | vs one device |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["mixer"], r["length"], r["devices"])):
+        if r.get("status") != "ok":
+            lines.append(f"| {r['mixer']} | {r['length']:,} | {r['devices']} | {_cell(r)} | | |")
+            continue
+        one = points.get(point_id({**r, "devices": 1}), {})
+        versus = "—"
+        if r["devices"] > 1 and one.get("status") == "ok":
+            versus = (
+                f"memory {r['xla_peak_mb'] / one['xla_peak_mb']:.3f}x, "
+                f"time {r['forward_backward_s'] / one['forward_backward_s']:.2f}x"
+            )
+        lines.append(
+            f"| {r['mixer']} | {r['length']:,} | {r['devices']} | "
+            f"{_fmt_s(r['forward_backward_s'])} | {r['xla_peak_mb']:,.0f} | {versus} |"
+        )
+    return "\n".join(lines)
+
+
 def plot(path: str, out_dir: str = DOCS_IMG) -> list[str]:
     """Log-log forward+backward time and peak memory (copies of the input) against length,
     one panel per backend, one line per block plus the floor (`docs/img/<stem>-*.png`)."""
@@ -984,6 +1009,8 @@ def main(argv: list[str] | None = None) -> int:
         print(block_table(payload["points"]))
         print()
         print(ratio_table(payload["points"]))
+        print()
+        print(sp_table(payload["points"]))
         print()
         print(json.dumps(payload["summary"], indent=2))
         if not args.no_plot:
