@@ -62,9 +62,14 @@ class MetaFormerBlock(keras.layers.Layer):
             sequences: `False` (default), `"mixer"` (the token mixer, with the LayerNorm before
             it in pre-norm), `"mlp"` (the second LayerNorm and the MLP, run over chunks of
             `REMAT_CHUNK_TOKENS` tokens on JAX and PyTorch: the MLP is token-local) or
-            `True` / `"full"` (both). A rematerialised part keeps only its input for the
-            backward pass and recomputes the rest there: less memory, about one more forward
-            in time. The outputs and gradients are those without it. On TensorFlow
+            `True` / `"full"` (both). Without drop path in training, `"mlp"` covers everything
+            after the mixer (`LN_1` in post-norm, the residuals, `LN_2`, the MLP), all
+            token-local, so the chunks keep only `x + mixer branch`. A rematerialised part keeps
+            only its input for the backward pass and recomputes the rest there: less memory,
+            about one more forward in time. The outputs and gradients are those without it.
+            (XLA on CPU merges a recomputed mixer with the forward's, so there only the
+            chunked part saves memory; the spectral core keeps just its spectrum either way.)
+            On TensorFlow
             `keras.remat` is `tf.recompute_grad` and the MLP is not chunked. Not with dropout
             inside a rematerialised part (the MLP's `dropout`, an attention mixer's own
             dropout): Keras's dropout would draw a new mask on the recompute.
@@ -211,17 +216,25 @@ class MetaFormerBlock(keras.layers.Layer):
         """`MLP(LN_2(h))`; token-local."""
         return self._mlp(self.norm2(h), training)
 
-    def _remat_mlp_branch(self, h, training):
-        """`_mlp_branch` under `keras.remat`, over chunks of `REMAT_CHUNK_TOKENS` tokens where
-        the backend and the static shape allow (JAX, PyTorch)."""
-        branch = keras.remat(lambda t: self._mlp_branch(t, training))
-        shape = tuple(h.shape)
+    def _token_local_tail(self, t, training):
+        """`h + MLP(LN_2(h))` with `h = t` (pre-norm) or `h = LN_1(t)` (post-norm), where
+        `t = x + mixer branch`: everything after the mixer, token-local (no drop path)."""
+        h = t if self.norm_first else self.norm1(t)
+        return h + self._mlp_branch(h, training)
+
+    def _remat_chunks(self, function, t):
+        """`function` (token-local) under `keras.remat`, over chunks of `REMAT_CHUNK_TOKENS`
+        tokens where the backend and the static shape allow (JAX, PyTorch): its backward
+        recomputes one chunk at a time inside the loop, so no full-size intermediate of
+        `function` is kept (nor, on XLA, scheduled early or merged with the forward's)."""
+        branch = keras.remat(function)
+        shape = tuple(t.shape)
         if keras.backend.backend() not in ("jax", "torch") or None in shape:
-            return branch(h)
+            return branch(t)
         rows, channels = math.prod(shape[:-1]), shape[-1]
         if rows <= REMAT_CHUNK_TOKENS:
-            return branch(h)
-        flat = ops.reshape(h, (rows, channels))
+            return branch(t)
+        flat = ops.reshape(t, (rows, channels))
         padding = -rows % REMAT_CHUNK_TOKENS
         if padding:
             flat = ops.pad(flat, ((0, padding), (0, 0)))
@@ -246,12 +259,18 @@ class MetaFormerBlock(keras.layers.Layer):
         mixed = self.drop_path_mixer(
             self.mixer_dropout(mixed, training=training), training=training
         )
-        h = x + mixed if self.norm_first else self.norm1(x + mixed)
-        if self.remat in ("full", "mlp"):
-            branch = self._remat_mlp_branch(h, training)
+        t = x + mixed
+        if self.remat in ("full", "mlp") and (self.drop_path == 0.0 or not training):
+            # The whole token-local tail (LN_1 in post-norm, the residual, LN_2, the MLP) in
+            # one chunked remat: only `t` is kept for the backward, not LN_1's intermediates.
+            y = self._remat_chunks(lambda c: self._token_local_tail(c, training), t)
         else:
-            branch = self._mlp_branch(h, training)
-        y = h + self.drop_path_mlp(branch, training=training)
+            h = t if self.norm_first else self.norm1(t)
+            if self.remat in ("full", "mlp"):
+                branch = self._remat_chunks(lambda c: self._mlp_branch(c, training), h)
+            else:
+                branch = self._mlp_branch(h, training)
+            y = h + self.drop_path_mlp(branch, training=training)
         if mask is not None:
             y = y * token_weight
         return y

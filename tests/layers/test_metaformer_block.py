@@ -418,6 +418,31 @@ def test_remat_keeps_outputs_and_gradients(rng, monkeypatch, remat, mixer, norm_
         assert_close(got, want, "float32_grad", scale=True)
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_remat_with_drop_path_keeps_outputs_and_gradients(rng, monkeypatch, norm_first):
+    """With drop path in training the MLP alone is rematerialised (the drop draws outside it);
+    the same seeds give both blocks the same drops."""
+    monkeypatch.setattr(metaformer_block, "REMAT_CHUNK_TOKENS", 4)
+    x = rng.standard_normal((2, 9, 8)).astype("float32")
+    cotangent = rng.standard_normal(x.shape).astype("float32")
+    blocks = []
+    for remat in (False, True):
+        block = MetaFormerBlock(
+            "fftnet", MIXERS["fftnet"], drop_path=0.1, norm_first=norm_first, remat=remat
+        )
+        blocks.append(block)
+    blocks[1].build(x.shape)
+    blocks[1].set_weights(_perturbed(rng, blocks[0]).get_weights())
+    for name in ("drop_path_mixer", "drop_path_mlp"):  # the same drops in both blocks
+        state = getattr(blocks[0], name).seed_generator.state
+        getattr(blocks[1], name).seed_generator.state.assign(to_numpy(state))
+    expected, actual = (value_and_grads(b, x, cotangent, training=True) for b in blocks)
+    assert_close(actual[0], expected[0])
+    assert_close(actual[1], expected[1], "float32_grad", scale=True)
+    for got, want in zip(actual[2], expected[2], strict=True):
+        assert_close(got, want, "float32_grad", scale=True)
+
+
 def test_remat_through_a_training_step(rng):
     """`fit`'s path (`training=True` in the compiled step): one SGD step moves every weight
     as without remat."""
