@@ -195,10 +195,16 @@ def test_convert_config_nests_the_backbone_of_a_hand_written_0_1_classifier():
     assert old == OLD_CLASSIFIER  # the input is left as it was
     model = keras.saving.deserialize_keras_object(NEW_CLASSIFIER)
     assert isinstance(model, FFTNetClassifier)
-    assert (
-        model.get_config()["backbone"]["config"] == NEW_CLASSIFIER["config"]["backbone"]["config"]
-    )
+    # Loaded, it writes what 0.1 lacked with the values 0.1 had: a filter value per frequency
+    # bin of its 16 tokens (16 // 2 + 1), a position vector per token, no remat.
+    assert model.get_config()["backbone"]["config"] == {
+        **NEW_CLASSIFIER["config"]["backbone"]["config"],
+        "filter_bins": 9,
+        "num_positions": 16,
+        "remat": False,
+    }
     mixer = model.backbone.get_layer("block_1").mixer
+    assert mixer.filter_bins == 9
     assert (mixer.variant, mixer.fft_impl, mixer.modrelu_epsilon) == ("v2", "dft", 0.0)
     assert model.get_layer("head_dropout").rate == 0.1
 
