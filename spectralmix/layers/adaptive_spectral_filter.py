@@ -43,10 +43,10 @@ class AdaptiveSpectralFilter(keras.layers.Layer):
     as they are. `filter_bins = N // 2 + 1` is the paper's exact form at `N` tokens. The
     default, `min(max_sequence_length // 2 + 1, 2049)` (`_checks.DEFAULT_MAX_FILTER_BINS`),
     keeps the exact form up to 4,096 tokens and bounds the parameters beyond. With `C`
-    channels the layer has `2·H·K_f` (filter and bias) `+ C·C + C` (`Dense_1`)
-    `+ (C + 1)·H·K_f·m` (`Dense_2`, `m = 1` in v1, `2` in v2) parameters, or `2·H·K_f` with
-    `adaptive=False`: at `C = 64`, `H = 4` and 1,048,576 tokens, 553,292 by default against
-    140,513,612 for the per-bin filter (v1).
+    channels the layer has `2·H·K_f + C·C + C + (C + 1)·H·K_f·m` parameters: the filter and
+    the bias, `Dense_1`, and `Dense_2` (`m = 1` in v1, `2` in v2); `2·H·K_f` with
+    `adaptive=False`. At `C = 64`, `H = 4` and 1,048,576 tokens that is 553,292 by default,
+    against 140,513,612 for the per-bin filter (v1).
 
     Masks: padded tokens are zeroed before the FFT, the context is the mean of the real tokens
     and padded outputs are zero, so what sits at padded positions never changes the outputs.
