@@ -412,83 +412,50 @@ def fit_torch_sequence(
             f"`x` and `y` must hold the same number of samples. Received: len(x)={len(x)}, "
             f"len(y)={len(y)}"
         )
-    import torch.multiprocessing as mp
 
     job = {
-        "model": keras.saving.serialize_keras_object(model),
-        "weights": [np.asarray(w) for w in model.get_weights()],
-        "optimizer": keras.optimizers.serialize(keras.optimizers.get(optimizer)),
-        "loss": keras.losses.serialize(keras.losses.get(loss)),
         "x": sequence_parallel.pad_tokens(x, num_processes),
         "y": y,
         "batch_size": batch_size,
         "epochs": epochs,
         "seed": seed,
-        "port": _free_port(),
     }
-    with tempfile.TemporaryDirectory() as folder:
-        result = os.path.join(folder, "result.npz")
-        mp.spawn(_sequence_process, args=(num_processes, job, result), nprocs=num_processes)
-        with np.load(result) as data:
-            model.set_weights([data[f"w{i}"] for i in range(len(model.weights))])
-            return [float(v) for v in data["losses"]]
+    return _run_processes(_train_sequence, model, optimizer, loss, job, num_processes)
 
 
-def _sequence_process(rank: int, world_size: int, job: dict, result: str) -> None:
-    """One spawned process of `fit_torch_sequence`: one block of every sequence's tokens."""
-    os.environ["KERAS_BACKEND"] = "torch"
+def _train_sequence(model, job: dict, rank: int, world_size: int) -> list[float]:
+    """`fit_torch_sequence`'s loop in one process: one block of every sequence's tokens."""
     import keras
     import torch
     import torch.distributed as dist
 
-    import spectralmix.layers
-    import spectralmix.models  # noqa: F401  (registers the classes for deserialization)
     from spectralmix import sequence_parallel
 
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{job['port']}",
-        rank=rank,
-        world_size=world_size,
-    )
-    try:
-        random.seed(job["seed"] + rank)
-        torch.manual_seed(job["seed"] + rank)
-        model = keras.saving.deserialize_keras_object(job["model"])
-        model.set_weights(job["weights"])
-        model.compile(
-            optimizer=keras.optimizers.deserialize(job["optimizer"]),
-            loss=keras.losses.deserialize(job["loss"]),
-        )
-        communicator = sequence_parallel.TorchCommunicator()
-        x, y, batch_size = job["x"], job["y"], job["batch_size"]
-        block = x.shape[1] // world_size
-        tokens = slice(rank * block, (rank + 1) * block)
-        model.train()
-        losses = []
-        for _ in range(job["epochs"]):
-            for start in range(0, len(x) - batch_size + 1, batch_size):
-                ids = keras.ops.convert_to_tensor(x[start : start + batch_size, tokens])
-                yb = keras.ops.convert_to_tensor(y[start : start + batch_size])
-                model.zero_grad()
-                with sequence_parallel.scope(communicator):
-                    logits = _sequence_logits(model, ids, communicator)
-                loss = model.compute_loss(y=yb, y_pred=logits, training=True)
-                losses.append(float(loss.detach()))
-                model.optimizer.scale_loss(loss).backward()
-                trainable = model.trainable_weights[:]
-                grads = [v.value.grad for v in trainable]
-                for grad in grads:  # DDP's average: see the docstring
-                    if grad is not None:
-                        dist.all_reduce(grad)
-                        grad /= world_size
-                with torch.no_grad():
-                    model.optimizer.apply(grads, trainable)
-        if rank == 0:
-            weights = {f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
-            np.savez(result, losses=np.asarray(losses), **weights)
-    finally:
-        dist.destroy_process_group()
+    communicator = sequence_parallel.TorchCommunicator()
+    x, y, batch_size = job["x"], job["y"], job["batch_size"]
+    block = x.shape[1] // world_size
+    tokens = slice(rank * block, (rank + 1) * block)
+    model.train()
+    losses = []
+    for _ in range(job["epochs"]):
+        for start in range(0, len(x) - batch_size + 1, batch_size):
+            ids = keras.ops.convert_to_tensor(x[start : start + batch_size, tokens])
+            yb = keras.ops.convert_to_tensor(y[start : start + batch_size])
+            model.zero_grad()
+            with sequence_parallel.scope(communicator):
+                logits = _sequence_logits(model, ids, communicator)
+            loss = model.compute_loss(y=yb, y_pred=logits, training=True)
+            losses.append(float(loss.detach()))
+            model.optimizer.scale_loss(loss).backward()
+            trainable = model.trainable_weights[:]
+            grads = [v.value.grad for v in trainable]
+            for grad in grads:  # DDP's average: see the docstring
+                if grad is not None:
+                    dist.all_reduce(grad)
+                    grad /= world_size
+            with torch.no_grad():
+                model.optimizer.apply(grads, trainable)
+    return losses
 
 
 def _sequence_logits(model: Any, ids: Any, communicator: Any) -> Any:
@@ -571,39 +538,44 @@ def fit_torch_ddp(
             f"`x` and `y` must hold the same number of samples. Received: len(x)={len(x)}, "
             f"len(y)={len(y)}"
         )
-    import torch.multiprocessing as mp
 
     job = {
-        "model": keras.saving.serialize_keras_object(model),
-        "weights": [np.asarray(w) for w in model.get_weights()],
-        "optimizer": keras.optimizers.serialize(keras.optimizers.get(optimizer)),
-        "loss": keras.losses.serialize(keras.losses.get(loss)),
         "x": x,
         "y": y,
         "batch_size": batch_size,
         "epochs": epochs,
         "shuffle": shuffle,
         "seed": seed,
+    }
+    return _run_processes(_train_ddp, model, optimizer, loss, job, num_processes)
+
+
+def _run_processes(train, model, optimizer, loss, job: dict, num_processes: int) -> list[float]:
+    """Spawns `num_processes` gloo processes that each rebuild `model` (with its weights,
+    `optimizer` and `loss`) and run `train(model, job, rank, world_size) -> losses`; sets
+    `model`'s weights to rank 0's result and returns its losses."""
+    import keras
+    import torch.multiprocessing as mp
+
+    job = {
+        **job,
+        "model": keras.saving.serialize_keras_object(model),
+        "weights": [np.asarray(w) for w in model.get_weights()],
+        "optimizer": keras.optimizers.serialize(keras.optimizers.get(optimizer)),
+        "loss": keras.losses.serialize(keras.losses.get(loss)),
         "port": _free_port(),
     }
     with tempfile.TemporaryDirectory() as folder:
         result = os.path.join(folder, "result.npz")
-        mp.spawn(_ddp_process, args=(num_processes, job, result), nprocs=num_processes)
+        mp.spawn(_process, args=(num_processes, train, job, result), nprocs=num_processes)
         with np.load(result) as data:
             model.set_weights([data[f"w{i}"] for i in range(len(model.weights))])
             return [float(v) for v in data["losses"]]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_process(rank: int, world_size: int, job: dict, result: str) -> None:
-    """One spawned process: joins the gloo group, rebuilds the model, trains, rank 0 saves."""
+def _process(rank: int, world_size: int, train, job: dict, result: str) -> None:
+    """One spawned process: joins the gloo group, rebuilds and compiles the model, runs
+    `train`; rank 0 saves the losses and weights."""
     os.environ["KERAS_BACKEND"] = "torch"
     import keras
     import torch
@@ -629,20 +601,33 @@ def _ddp_process(rank: int, world_size: int, job: dict, result: str) -> None:
             optimizer=keras.optimizers.deserialize(job["optimizer"]),
             loss=keras.losses.deserialize(job["loss"]),
         )
-        losses = ddp_train_loop(
-            model,
-            job["x"],
-            job["y"],
-            batch_size=job["batch_size"],
-            epochs=job["epochs"],
-            shuffle=job["shuffle"],
-            seed=job["seed"],
-        )
+        losses = train(model, job, rank, world_size)
         if rank == 0:
             weights = {f"w{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
             np.savez(result, losses=np.asarray(losses), **weights)
     finally:
         dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_ddp(model, job: dict, rank: int, world_size: int) -> list[float]:
+    """`fit_torch_ddp`'s loop in one process."""
+    return ddp_train_loop(
+        model,
+        job["x"],
+        job["y"],
+        batch_size=job["batch_size"],
+        epochs=job["epochs"],
+        shuffle=job["shuffle"],
+        seed=job["seed"],
+    )
 
 
 def ddp_train_loop(
