@@ -551,24 +551,19 @@ def _hyena(layer, inputs, mask, communicator):
     # each with its o + 1 streams.
     p = communicator.tokens_to_channels(p)
     every_weight = None if mask is None else ops.cast(_gather_mask(mask, communicator), island)
-    kernel = _shard(layer.short_conv_kernel, 1, communicator)
-    q = _shard(layer.short_conv_bias, 0, communicator)
     padded = ops.pad(p, [[0, 0], [layer.short_filter_order - 1, 0], [0, 0]])
-    for j in range(layer.short_filter_order):
-        q = q + kernel[j] * padded[:, j : j + length]
+    q = layer._short_conv(
+        padded,
+        length,
+        kernel=_shard(layer.short_conv_kernel, 1, communicator),
+        bias=_shard(layer.short_conv_bias, 0, communicator),
+    )
     forward, reverse = layer._filters(length)
     forward = _shard(forward, 1, communicator)
     reverse = None if reverse is None else _shard(reverse, 1, communicator)
     skip = _shard(layer.skip, 0, communicator)
-    z = layer._stream(q, layer.order)
-    for i in range(layer.order - 1):
-        u = layer._stream(q, layer.order - 1 - i) * z
-        if every_weight is not None:
-            u = u * every_weight
-        g = None if reverse is None else layer._per_convolution(reverse, i)
-        z = layer._long_conv(u, layer._per_convolution(forward, i), g, length)
-        z = z + layer._per_convolution(skip, i) * u
-    y = communicator.channels_to_tokens(layer._stream(q, 0) * z)
+    z = layer._recurrence(q, forward, reverse, skip, every_weight, length)
+    y = communicator.channels_to_tokens(z)
     y = layer.out_projection(ops.cast(y, layer.compute_dtype))
     if token_weight is not None:
         y = y * ops.cast(token_weight, y.dtype)

@@ -281,14 +281,29 @@ class HyenaOperator(keras.layers.Layer):
         """Convolution `i`'s channels `(…, D)` of a filter-layout tensor `(…, (o-1)·D)`."""
         return values[..., i :: self.order - 1]
 
-    def _short_conv(self, padded, length):
+    def _short_conv(self, padded, length, kernel=None, bias=None):
         """The short convolution's outputs at the last `length` rows of `padded`, which holds
-        `short_filter_order - 1` earlier rows before them."""
-        kernel = self.short_conv_kernel
-        out = self.short_conv_bias
+        `short_filter_order - 1` earlier rows before them; `kernel` and `bias` default to the
+        layer's (a block of their channels under sequence parallelism)."""
+        kernel = self.short_conv_kernel if kernel is None else kernel
+        out = self.short_conv_bias if bias is None else bias
         for j in range(self.short_filter_order):
             out = out + kernel[j] * padded[:, j : j + length]
         return out
+
+    def _recurrence(self, q, forward, reverse, skip, token_weight, length):
+        """The order-`o` gating and long convolutions on the short convolution's output `q`,
+        before the output projection: `(B, L, D)`. `token_weight` (or None) zeroes padded
+        tokens before each convolution."""
+        z = self._stream(q, self.order)
+        for i in range(self.order - 1):
+            u = self._stream(q, self.order - 1 - i) * z
+            if token_weight is not None:
+                u = u * token_weight
+            g = None if reverse is None else self._per_convolution(reverse, i)
+            z = self._long_conv(u, self._per_convolution(forward, i), g, length)
+            z = z + self._per_convolution(skip, i) * u
+        return self._stream(q, 0) * z
 
     def _filters(self, length):
         """`(forward, reverse or None)` filters at positions `0 … length - 1`, `(L, (o-1)·D)`."""
@@ -357,15 +372,8 @@ class HyenaOperator(keras.layers.Layer):
         padded = ops.pad(p, [[0, 0], [self.short_filter_order - 1, 0], [0, 0]])
         q = self._short_conv(padded, length)
         forward, reverse = self._filters(length)
-        z = self._stream(q, self.order)
-        for i in range(self.order - 1):
-            u = self._stream(q, self.order - 1 - i) * z
-            if token_weight is not None:
-                u = u * token_weight
-            g = None if reverse is None else self._per_convolution(reverse, i)
-            z = self._long_conv(u, self._per_convolution(forward, i), g, length)
-            z = z + self._per_convolution(self.skip, i) * u
-        y = self.out_projection(ops.cast(self._stream(q, 0) * z, self.compute_dtype))
+        z = self._recurrence(q, forward, reverse, self.skip, token_weight, length)
+        y = self.out_projection(ops.cast(z, self.compute_dtype))
         if token_weight is not None:
             y = y * ops.cast(token_weight, y.dtype)
         return y
