@@ -10,6 +10,7 @@
     spectralmix data pathfinder --out DIR [--difficulty easy|hard] [--size 32] [--seed 0]
     spectralmix arena --tasks T... --token-mixers M... --cpu-budget SECONDS --out DIR
                       [--data NAME=PATH ...] [--backend B]
+    spectralmix arena-table OUT/results.json [OTHER/results.json ...]
 
 Training prints Keras's progress bar; the last line of output is one JSON object of metrics.
 `generate` streams the new bytes to standard output as they come, nothing else.
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_generate(commands): _generate,
         **_add_data(commands),
         _add_arena(commands): _arena,
+        _add_arena_table(commands): _arena_table,
     }
     for leaf, command in leaves.items():
         leaf.set_defaults(parser=leaf, func=command)
@@ -428,6 +430,38 @@ def _arena(args: argparse.Namespace) -> dict:
     )
 
 
+def _add_arena_table(commands) -> argparse.ArgumentParser:
+    table = commands.add_parser(
+        "arena-table",
+        help="one table, tasks by mixers (mean ± sd over seeds), of one or more arena runs",
+    )
+    table.add_argument(
+        "results", nargs="+", metavar="RESULTS", help="arena OUT/results.json files (joined)"
+    )
+    table.add_argument("--out", help="write the table to this file as well (Markdown)")
+    return table
+
+
+def _arena_table(args: argparse.Namespace) -> None:
+    """Prints `arena.glance` of the given `results.json` files (and writes it to --out)."""
+    from spectralmix.tasks import arena, checkpointing
+
+    records = []
+    for path in args.results:
+        with open(path, encoding="utf-8") as f:
+            try:
+                record = json.load(f)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path} is not an arena's results.json: {error}") from None
+        if not isinstance(record, dict) or "cells" not in record:
+            raise ValueError(f"{path} is not an arena's results.json: it has no 'cells'")
+        records.append(record)
+    text = arena.glance(records)
+    if args.out:
+        checkpointing.atomic_write_text(args.out, text)
+    print(text, end="", flush=True)
+
+
 def _data_listops(args: argparse.Namespace) -> dict:
     from spectralmix.data import listops_generator
 
@@ -616,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     usage = args.parser  # the subcommand's own parser, for its usage line
     try:
-        if args.command != "data":
+        if args.command not in ("data", "arena-table"):
             _select_backend(args)
         if getattr(args, "devices", None):
             _configure_devices(args)

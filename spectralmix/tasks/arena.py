@@ -534,6 +534,87 @@ def _seeds_table(cells: Sequence[dict[str, Any]]) -> str:
     return "\n".join(header + rows) + "\n"
 
 
+#: The glance table's columns: these mixers first, in this order, then any others.
+GLANCE_ORDER = ("fftnet", "fnet", "gfnet", "gfnet_2d", "hyena", "attention")
+
+
+def glance(records: Sequence[dict[str, Any]]) -> str:
+    """Tasks by mixers, one table for several arena runs (`results.json` records, e.g. the
+    spectral mixers on JAX and attention on PyTorch): one row per task and view (`B CPU s`
+    for a CPU budget, `N updates` for equal updates), one column per mixer. A cell gives the
+    test score's mean ± standard deviation over its seeds, the seeds, the updates made (or
+    "M of N" where a CPU cap stopped them) and the CPU seconds, and the backend; a pair
+    without a score says why.
+
+    Raises:
+        ValueError: when two records hold the same (task, view, mixer, seed), so a cell
+            would mix runs.
+
+    Examples:
+        >>> cell = {"status": "done", "task": "text", "model": "fnet", "metric": "accuracy",
+        ...         "backend": "jax", "updates": 400, "train_cpu_seconds": 241.0}
+        >>> runs = [{**cell, "seed": 0, "test_accuracy": 0.94},
+        ...         {**cell, "seed": 1, "test_accuracy": 0.96}]
+        >>> print(glance([{"cpu_budget": 240.0, "updates": None, "cells": runs}]))
+        | task | view | fnet |
+        |---|---|---|
+        | text | 240 CPU s | 0.9500 ± 0.0141 (2 seeds; 400 updates, 241 CPU s; jax) |
+        <BLANKLINE>
+    """
+    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    seen: set[tuple] = set()
+    for record in records:
+        if record.get("updates"):
+            view = f"{record['updates']:,} updates"
+        else:
+            view = f"{record['cpu_budget']:,.0f} CPU s"
+        for c in record["cells"]:
+            c = {**c, "backend": c.get("backend", record.get("backend"))}
+            key = (c["task"], view, c["model"], c.get("seed"))
+            if key in seen:
+                raise ValueError(
+                    "Each (task, view, mixer, seed) must come from one record only. "
+                    f"Received it twice: {key}"
+                )
+            seen.add(key)
+            groups.setdefault((c["task"], view), {}).setdefault(c["model"], []).append(c)
+    models = {m for row in groups.values() for m in row}
+    columns = [m for m in GLANCE_ORDER if m in models] + sorted(models - set(GLANCE_ORDER))
+    lines = [
+        "| task | view | " + " | ".join(columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for (task, view), row in groups.items():
+        cells = [_glance_cell(row.get(model, [])) for model in columns]
+        lines.append(f"| {task} | {view} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _glance_cell(runs: Sequence[dict[str, Any]]) -> str:
+    """One cell of `glance`: the runs of one (task, view, mixer) over its seeds."""
+    if not runs:
+        return "not run"
+    done = [c for c in runs if c["status"] == "done"]
+    if not done:
+        return _unfinished(runs[0])
+    scores = [c[f"test_{c.get('metric', 'accuracy')}"] for c in done]
+    if len(scores) > 1:
+        summary = seed_summary(scores)
+        score = f"{summary['mean']:.4f} ± {summary['sd']:.4f} ({len(scores)} seeds"
+    else:
+        score = f"{scores[0]:.4f} (1 seed"
+    made = [c["updates"] for c in done]
+    targets = {(c.get("arguments") or {}).get("updates") for c in done}
+    target = targets.pop() if len(targets) == 1 else None
+    updates = f"{statistics.fmean(made):,.0f}"
+    if target is not None and min(made) < target:
+        updates = f"{updates} of {target:,}"
+    cpu = statistics.fmean(c["train_cpu_seconds"] for c in done)
+    missing = f"; {len(runs) - len(done)} failed" if len(done) < len(runs) else ""
+    backends = "/".join(sorted({c["backend"] for c in done}))
+    return f"{score}; {updates} updates, {cpu:,.0f} CPU s; {backends}{missing})"
+
+
 def _unfinished(c: dict[str, Any]) -> str:
     """What the table says of a pair that has no score."""
     if c["status"] == "not_entered":

@@ -141,8 +141,8 @@ def _cell(**changes):
     return {**cell, **changes}
 
 
-def test_table_fills_every_cell_or_says_why():
-    oom = {
+def _oom_cell():
+    return {
         "status": "out_of_memory",
         "task": "pathx",
         "model": "attention",
@@ -151,6 +151,10 @@ def test_table_fills_every_cell_or_says_why():
         "memory_limit_gib": 17.6,
         "error": "MemoryError",
     }
+
+
+def test_table_fills_every_cell_or_says_why():
+    oom = _oom_cell()
     rows = arena.table([_cell(), oom]).splitlines()
     assert len(rows) == 4
     assert "| image | fftnet | 1,024 | 0.7500 [0.7000, 0.8000] (n=2,000) | 0.7600 |" in rows[2]
@@ -515,3 +519,66 @@ def test_tune_tries_the_grid_on_validation_and_runs_the_best(tmp_path, monkeypat
     for trial in ("lr=0.001,hidden_dim=8", "lr=0.003,hidden_dim=8"):
         with open(out / "pathfinder" / "fnet" / "tune" / trial / "metrics.json") as f:
             assert json.load(f)["test_read"] is False
+
+
+def _record(cells, cpu_budget=240.0, updates=None):
+    return {"backend": "jax", "cpu_budget": cpu_budget, "updates": updates, "cells": cells}
+
+
+def test_glance_joins_runs_into_tasks_by_mixers_with_seeds_views_and_backends():
+    cpu = [
+        _cell(task="text", model="fnet", seed=s, test_accuracy=a, updates=u, backend="jax")
+        for s, a, u in ((0, 0.90, 400), (1, 0.94, 404), (2, 0.92, 402))
+    ]
+    cpu.append(_cell(task="text", model="fftnet", seed=0, test_accuracy=0.8, backend="jax"))
+    capped = [
+        _cell(task="text", model="attention", seed=s, backend="torch", updates=u,
+              train_cpu_seconds=480.0, arguments={"updates": 300})
+        for s, u in ((0, 20), (1, 22))
+    ]  # fmt: skip
+    equal = [
+        _cell(task="text", model="fnet", seed=0, backend="jax", updates=300,
+              train_cpu_seconds=180.0, arguments={"updates": 300})
+    ]  # fmt: skip
+    oom = _oom_cell()
+    text = arena.glance(
+        [
+            _record([*cpu, oom]),
+            _record(capped, cpu_budget=480.0, updates=300),
+            _record(equal, cpu_budget=900.0, updates=300),
+        ]
+    )
+    rows = text.splitlines()
+    # Columns in the family's order, whatever order the records came in.
+    assert rows[0] == "| task | view | fftnet | fnet | attention |"
+    by_row = {tuple(r.split(" | ")[:2]): r for r in rows[2:]}
+    # Mean 0.92 and sd 0.02 of (0.90, 0.94, 0.92), by hand; 402 updates on average.
+    assert "0.9200 ± 0.0200 (3 seeds; 402 updates, 251 CPU s; jax)" in by_row["| text", "240 CPU s"]
+    assert "0.8000 (1 seed; 711 updates" in by_row["| text", "240 CPU s"]
+    # The equal-updates view is a row of its own; a capped pair says how far it got.
+    upd = by_row["| text", "300 updates"]
+    assert "21 of 300 updates, 480 CPU s; torch)" in upd
+    assert "0.7500 (1 seed; 300 updates, 180 CPU s; jax)" in upd
+    assert upd.split(" | ")[2] == "not run"  # fftnet: no run in that view
+    assert "out of memory at 16,384 tokens" in by_row["| pathx", "240 CPU s"]
+    assert all(r.count("|") == rows[0].count("|") for r in rows)
+    with pytest.raises(ValueError, match="twice"):
+        arena.glance([_record(cpu), _record(cpu[:1])])
+
+
+def test_arena_table_command_prints_and_writes_the_glance(tmp_path, capsys):
+    from spectralmix import cli
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(_record([_cell(seed=0), _cell(seed=1, test_accuracy=0.77)])))
+    out = tmp_path / "glance.md"
+    assert cli.main(["arena-table", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| image | 240 CPU s | 0.7600 ± 0.0141 (2 seeds; 711 updates" in printed
+    assert out.read_text() == printed
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(SystemExit) as error:
+        cli.main(["arena-table", str(bad)])
+    assert error.value.code == 2
+    assert "bad.json is not an arena's results.json" in capsys.readouterr().err
