@@ -444,6 +444,11 @@ def _add_arena_table(commands) -> argparse.ArgumentParser:
 
 def _arena_table(args: argparse.Namespace) -> None:
     """Prints `arena.glance` of the given `results.json` files (and writes it to --out)."""
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
+        # The table runs no framework code, but Keras imports one: any installed one does.
+        default, _ = _keras_default_backend()
+        if not _installed(default):
+            os.environ["KERAS_BACKEND"] = next((b for b in BACKENDS if _installed(b)), default)
     from spectralmix.tasks import arena, checkpointing
 
     records = []

@@ -544,11 +544,12 @@ def glance(records: Sequence[dict[str, Any]]) -> str:
     for a CPU budget, `N updates` for equal updates), one column per mixer. A cell gives the
     test score's mean ± standard deviation over its seeds, the seeds, the updates made (or
     "M of N" where a CPU cap stopped them) and the CPU seconds, and the backend; a pair
-    without a score says why.
+    without a score says why. Where one mixer ran a task and view on two backends, the row
+    splits into one row per backend (`240 CPU s, torch`), so no cell mixes backends.
 
     Raises:
-        ValueError: when two records hold the same (task, view, mixer, seed), so a cell
-            would mix runs.
+        ValueError: when two records hold the same (task, view, mixer, backend, seed), so a
+            cell would mix runs.
 
     Examples:
         >>> cell = {"status": "done", "task": "text", "model": "fnet", "metric": "accuracy",
@@ -561,7 +562,7 @@ def glance(records: Sequence[dict[str, Any]]) -> str:
         | text | 240 CPU s | 0.9500 ± 0.0141 (2 seeds; 400 updates, 241 CPU s; jax) |
         <BLANKLINE>
     """
-    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    rows: dict[tuple[str, str], dict[tuple[str, str], list[dict[str, Any]]]] = {}
     seen: set[tuple] = set()
     for record in records:
         if record.get("updates"):
@@ -570,23 +571,32 @@ def glance(records: Sequence[dict[str, Any]]) -> str:
             view = f"{record['cpu_budget']:,.0f} CPU s"
         for c in record["cells"]:
             c = {**c, "backend": c.get("backend", record.get("backend"))}
-            key = (c["task"], view, c["model"], c.get("seed"))
+            key = (c["task"], view, c["model"], c["backend"], c.get("seed"))
             if key in seen:
                 raise ValueError(
-                    "Each (task, view, mixer, seed) must come from one record only. "
+                    "Each (task, view, mixer, backend, seed) must come from one record only. "
                     f"Received it twice: {key}"
                 )
             seen.add(key)
-            groups.setdefault((c["task"], view), {}).setdefault(c["model"], []).append(c)
-    models = {m for row in groups.values() for m in row}
+            rows.setdefault((c["task"], view), {}).setdefault((c["model"], c["backend"]), [])
+            rows[c["task"], view][c["model"], c["backend"]].append(c)
+    models = {model for row in rows.values() for model, _ in row}
     columns = [m for m in GLANCE_ORDER if m in models] + sorted(models - set(GLANCE_ORDER))
     lines = [
         "| task | view | " + " | ".join(columns) + " |",
         "|---|---|" + "---|" * len(columns),
     ]
-    for (task, view), row in groups.items():
-        cells = [_glance_cell(row.get(model, [])) for model in columns]
-        lines.append(f"| {task} | {view} | " + " | ".join(cells) + " |")
+    for (task, view), row in rows.items():
+        ran = [model for model, _ in row]
+        if len(ran) == len(set(ran)):  # each mixer on one backend: one row
+            split = {view: {model: runs for (model, _), runs in row.items()}}
+        else:
+            split = {}
+            for (model, backend), runs in row.items():
+                split.setdefault(f"{view}, {backend}", {})[model] = runs
+        for label, by_model in split.items():
+            cells = [_glance_cell(by_model.get(model, [])) for model in columns]
+            lines.append(f"| {task} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -566,6 +566,16 @@ def test_glance_joins_runs_into_tasks_by_mixers_with_seeds_views_and_backends():
         arena.glance([_record(cpu), _record(cpu[:1])])
 
 
+def test_glance_splits_a_row_where_one_mixer_ran_on_two_backends():
+    jax_runs = [_cell(model=m, seed=0, backend="jax") for m in ("fftnet", "fnet")]
+    torch_runs = [_cell(model="fnet", seed=0, backend="torch", test_accuracy=0.65)]
+    rows = arena.glance([_record(jax_runs), _record(torch_runs)]).splitlines()[2:]
+    assert [r.split(" | ")[1] for r in rows] == ["240 CPU s, jax", "240 CPU s, torch"]
+    assert rows[1].split(" | ")[2] == "not run"  # no fftnet on torch
+    assert "0.6500 (1 seed; 711 updates, 251 CPU s; torch)" in rows[1]
+    assert "torch" not in rows[0]
+
+
 def test_arena_table_command_prints_and_writes_the_glance(tmp_path, capsys):
     from spectralmix import cli
 
