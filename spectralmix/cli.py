@@ -11,6 +11,7 @@
     spectralmix arena --tasks T... --token-mixers M... --cpu-budget SECONDS --out DIR
                       [--data NAME=PATH ...] [--backend B]
     spectralmix arena-table OUT/results.json [OTHER/results.json ...]
+    spectralmix ablate --task T --variant NAME=MIXER[:KEY=VALUE,...] ... --updates N --out DIR
 
 Training prints Keras's progress bar; the last line of output is one JSON object of metrics.
 `generate` streams the new bytes to standard output as they come, nothing else.
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         **_add_data(commands),
         _add_arena(commands): _arena,
         _add_arena_table(commands): _arena_table,
+        _add_ablate(commands): _ablate,
     }
     for leaf, command in leaves.items():
         leaf.set_defaults(parser=leaf, func=command)
@@ -465,6 +467,47 @@ def _arena_table(args: argparse.Namespace) -> None:
     if args.out:
         checkpointing.atomic_write_text(args.out, text)
     print(text, end="", flush=True)
+
+
+def _add_ablate(commands) -> argparse.ArgumentParser:
+    from spectralmix.tasks.registry import task_names
+
+    ablate = commands.add_parser(
+        "ablate",
+        help="variants of one task's model or training, several seeds each, on validation only",
+    )
+    _backend_option(ablate)
+    ablate.add_argument("--task", choices=task_names(), required=True, metavar="TASK")
+    ablate.add_argument(
+        "--variant",
+        action="append",
+        required=True,
+        metavar="NAME=MIXER[:KEY=VALUE,...]",
+        help="a variant (repeat): training keys (learning_rate, ...) go to the harness, the "
+        "others to the model; KEY.SUB=VALUE sets one key of a dict option",
+    )
+    ablate.add_argument("--updates", type=_positive_int, required=True, metavar="N")
+    ablate.add_argument("--seeds", type=_integer, nargs="+", default=[0, 1, 2], metavar="S")
+    ablate.add_argument("--out", required=True, help="directory (re-run to resume)")
+    ablate.add_argument("--data", help="the task's data (default: its reader's own search)")
+    ablate.add_argument("--limit", type=_positive_int, help="first N examples (smoke)")
+    ablate.add_argument("--quiet", action="store_true", help="no progress bars")
+    return ablate
+
+
+def _ablate(args: argparse.Namespace) -> dict:
+    from spectralmix.tasks import ablation
+
+    return ablation.run(
+        args.task,
+        args.variant,
+        args.out,
+        seeds=args.seeds,
+        updates=args.updates,
+        data=args.data,
+        limit=args.limit,
+        verbose=0 if args.quiet else 1,
+    )
 
 
 def _data_listops(args: argparse.Namespace) -> dict:

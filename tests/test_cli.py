@@ -723,3 +723,33 @@ def test_generate_needs_a_saved_causal_lm(tmp_path, capsys):
     line, _ = _error_line(capsys, 2, ["generate", "--model", classifier, "--prompt", "a"])
     assert "must be a saved FFTNetCausalLM" in line
     assert "holds a FFTNetClassifier" in line
+
+
+def test_ablate_passes_variants_seeds_and_updates(monkeypatch, capsys):
+    from spectralmix.tasks import ablation
+
+    seen = {}
+
+    def fake_run(task, variants, out, **kwargs):
+        seen.update(task=task, variants=variants, out=out, **kwargs)
+        return {"results": "r.json"}
+
+    monkeypatch.setattr(ablation, "run", fake_run)
+    argv = ["ablate", "--task", "text", "--variant", "a=fnet", "--variant", "b=fnet:pooling=mean"]
+    assert cli.main([*argv, "--updates", "300", "--out", "o", "--quiet"]) == 0
+    assert seen == {
+        "task": "text",
+        "variants": ["a=fnet", "b=fnet:pooling=mean"],
+        "out": "o",
+        "seeds": [0, 1, 2],
+        "updates": 300,
+        "data": None,
+        "limit": None,
+        "verbose": 0,
+    }
+    assert json.loads(capsys.readouterr().out.strip()) == {"results": "r.json"}
+    monkeypatch.undo()
+    with pytest.raises(SystemExit) as error:
+        cli.main(["ablate", "--task", "text", "--variant", "fnet", "--updates", "1", "--out", "o"])
+    assert error.value.code == 2
+    assert "NAME=MIXER[:KEY=VALUE,...]. Received: 'fnet'" in capsys.readouterr().err

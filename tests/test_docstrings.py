@@ -40,6 +40,7 @@ MODULES = [
     "spectralmix.schedules",
     "spectralmix.optimizers",
     "spectralmix.registry",
+    "spectralmix.tasks.ablation",
     "spectralmix.tasks.arena",
     "spectralmix.tasks.harness",
     "spectralmix.tasks.lm",

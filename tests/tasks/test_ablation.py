@@ -1,0 +1,97 @@
+import json
+import statistics
+
+import pytest
+
+from spectralmix.tasks import ablation, harness
+
+
+def test_a_variant_splits_training_keys_from_model_options():
+    variant = ablation.parse_variant(
+        "v=fnet:hidden_dim=16,learning_rate=0.002,pooling=mean,token_mixer_kwargs.x=0"
+    )
+    assert variant == {
+        "name": "v",
+        "model": "fnet",
+        "model_options": {"hidden_dim": 16, "pooling": "mean", "token_mixer_kwargs": {"x": 0}},
+        "training": {"learning_rate": 0.002},
+    }
+    assert ablation.parse_variant("plain=hyena") == {
+        "name": "plain",
+        "model": "hyena",
+        "model_options": {},
+        "training": {},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        ("fnet", ValueError, "NAME=MIXER"),
+        ("=fnet", ValueError, "NAME=MIXER"),
+        ("v=fnet:hidden_dim", ValueError, "KEY=VALUE. Received: 'hidden_dim'"),
+        ("v=no_such_mixer", ValueError, "no_such_mixer"),
+        (3, TypeError, "Received: 3"),
+    ],
+)
+def test_a_bad_variant_names_what_was_received(text, error, message):
+    with pytest.raises(error, match=message):
+        ablation.parse_variant(text)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"variants": ["a=fnet", "a=fnet:hidden_dim=16"]}, "each name once"),
+        ({"variants": []}, "each name once"),
+        ({"seeds": [0]}, "two or more distinct"),
+        ({"seeds": [1, 1]}, "two or more distinct"),
+        ({"updates": 0}, "updates"),
+    ],
+)
+def test_run_rejects_bad_arguments(kwargs, message, tmp_path):
+    arguments = {"variants": ["a=fnet"], "seeds": [0, 1], "updates": 1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        ablation.run("recall_256", out=tmp_path, **arguments)
+
+
+@pytest.mark.slow
+def test_run_scores_validation_only_summarises_seeds_and_reuses_finished_runs(
+    tmp_path, monkeypatch
+):
+    variants = ["base=fnet", "narrow=fnet:hidden_dim=16,learning_rate=0.002"]
+    paths = ablation.run(
+        "recall_256", variants, tmp_path, seeds=[0, 1], updates=2, limit=8, verbose=0
+    )
+    with open(paths["results"]) as f:
+        record = json.load(f)
+    assert record["test_read"] is False
+    base, narrow = record["variants"]
+    for variant in (base, narrow):
+        runs = variant["runs"]
+        assert [r["seed"] for r in runs] == [0, 1]
+        assert all(r["test_read"] is False and r["updates"] == 2 for r in runs)
+        scores = [r["val_query_accuracy"] for r in runs]
+        assert variant["mean"] == pytest.approx(statistics.fmean(scores), abs=1e-4)
+        assert variant["sd"] == pytest.approx(statistics.stdev(scores), abs=1e-4)
+        for seed in (0, 1):
+            run_dir = tmp_path / variant["name"] / f"seed-{seed}"
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            assert "test_query_accuracy" not in metrics
+    # The settings reached the model and the harness.
+    assert narrow["runs"][0]["parameters"] < base["runs"][0]["parameters"]
+    state = json.loads((tmp_path / "narrow" / "seed-0" / "state.json").read_text())
+    assert state["metadata"]["arguments"]["learning_rate"] == 0.002
+    with open(paths["table"]) as f:
+        table = f.read().splitlines()
+    assert table[2].startswith("| base | fnet | defaults | 2 |")
+    assert "hidden_dim=16, learning_rate=0.002" in table[3]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(harness, "train", no_training)
+    again = ablation.run(
+        "recall_256", variants, tmp_path, seeds=[0, 1], updates=2, limit=8, verbose=0
+    )
+    assert again["variants"] == paths["variants"]
