@@ -48,6 +48,8 @@ def task(
     size = validation.positive_int("size", size)
     sizes = dict(sizes or SIZES.get(size) or SIZES[32])
     name = {32: "pathfinder", 128: "pathx"}.get(size, f"pathfinder{size}")
+    if difficulty != "hard":
+        name = f"{name}_{difficulty}"
 
     def load(limit):
         splits = {}
@@ -93,3 +95,13 @@ def make(data=None, *, seed: int = 0, test_examples: int | None = None) -> harne
 def make_pathx(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
     """Path-X at 128x128 (16,384 tokens), from files in `data` or generated with `seed`."""
     return task(data, size=128, seed=seed)
+
+
+@register_task("pathfinder_easy", data="pathfinder")
+def make_easy(data=None, *, seed: int = 0, test_examples: int | None = None) -> harness.Task:
+    """Pathfinder at 32x32 with the easy contours (6 paddles instead of 14), the same sizes.
+
+    The arena's `pathfinder` (hard, LRA's setting) stays at chance for every mixer within a
+    few CPU minutes; this variant asks whether a shorter path lets any mixer learn the task.
+    """
+    return task(data, size=32, difficulty="easy", seed=seed)

@@ -10,7 +10,7 @@ SIZES = {"train": 16, "val": 8, "test": 8}
 
 def test_splits_are_the_generator_images_as_pixel_tokens(tmp_path):
     task = pathfinder.task(sizes=SIZES, seed=5, difficulty="easy")
-    assert task.name == "pathfinder"
+    assert task.name == "pathfinder_easy"
     assert task.sequence_length == 1024
     splits = task.load(None)
     # The files `spectralmix data pathfinder` writes with the same seed hold the same images.
@@ -52,3 +52,24 @@ def test_trains_evaluates_and_resumes(tmp_path):
 def test_missing_files_say_how_to_make_them(tmp_path):
     with pytest.raises(ValueError, match="spectralmix data pathfinder"):
         pathfinder.task(tmp_path).load(None)
+
+
+def test_the_easy_task_draws_shorter_contours_than_the_arena_default():
+    from spectralmix.tasks import registry
+
+    easy = registry.make_task("pathfinder_easy", seed=3).load(6)
+    hard = registry.make_task("pathfinder", seed=3).load(6)
+    easy_images, _ = data_lib.generate(
+        6, size=32, difficulty="easy", seed=data_lib.split_seed(3, "val")
+    )
+    np.testing.assert_array_equal(
+        easy["val"].inputs, easy_images.reshape(6, -1).astype(np.int32) + 1
+    )
+    # Both difficulties draw the same number of contours; easy ones are 6 paddles, not 14,
+    # so fewer pixels are lit.
+    lit = {
+        name: (splits["train"].inputs > 1).sum()
+        for name, splits in (("easy", easy), ("hard", hard))
+    }
+    assert lit["easy"] < lit["hard"]
+    assert registry.get_task("pathfinder_easy").data == "pathfinder"

@@ -19,7 +19,16 @@ from spectralmix.tasks.registry import (
     unregister_task,
 )
 
-BUILT_IN = ("listops", "pathfinder", "pathx", "image", "text", "fashion_vit", "lm")
+BUILT_IN = (
+    "listops",
+    "pathfinder",
+    "pathx",
+    "pathfinder_easy",
+    "image",
+    "text",
+    "fashion_vit",
+    "lm",
+)
 TOY = "toy_registry_task"
 
 
@@ -47,7 +56,9 @@ def test_built_ins_are_registered():
     for name in BUILT_IN:
         entry = get_task(name)
         assert entry.name == name
-        assert entry.module == f"spectralmix.tasks.{'pathfinder' if name == 'pathx' else name}"
+        assert (
+            entry.module == f"spectralmix.tasks.{'pathfinder' if name.startswith('path') else name}"
+        )
 
 
 def test_a_registered_task_is_found_and_made(toy):
