@@ -36,12 +36,17 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 
 
 def build_model(model: str = "fftnet", **options):
-    """An uncompiled `FFTNetViTImageClassifier` for 28x28 grey images, 4x4 patches."""
+    """An uncompiled `FFTNetViTImageClassifier` for 28x28 grey images, 4x4 patches. A mixer
+    that can be causal (`"hyena"`) is built bidirectional, as for the sequence classifiers:
+    the class token comes first, so a causal mixer would give it no view of the patches."""
     from spectralmix.models import FFTNetViTBackbone, FFTNetViTImageClassifier
     from spectralmix.registry import get_token_mixer
 
     model = get_token_mixer(model).token_mixer_name
     options = dict(options)
+    options["token_mixer_kwargs"] = harness.bidirectional_kwargs(
+        model, options.get("token_mixer_kwargs")
+    )
     head_dropout = options.pop("head_dropout", 0.0)
     backbone = FFTNetViTBackbone(
         image_size=28,

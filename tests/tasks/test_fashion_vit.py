@@ -1,8 +1,10 @@
+import keras
 import numpy as np
 
 from spectralmix.registry import BUILT_IN
 from spectralmix.tasks import fashion_vit, harness
 from tests.tasks.test_image import fake_fashion_mnist  # noqa: F401  (a fixture)
+from tests.tolerances import TOLERANCES
 
 TINY = {"hidden_dim": 8, "num_layers": 1, "num_heads": 2, "mlp_ratio": 1.0}
 
@@ -34,3 +36,21 @@ def test_trains_evaluates_and_resumes(fake_fashion_mnist, tmp_path):  # noqa: F8
     assert metrics["test_examples"] == 3
     again = harness.train(task, out, epochs=1, resume=True, verbose=0, model_options=TINY)
     assert again["test_correct"] == metrics["test_correct"]
+
+
+def test_hyena_is_bidirectional_so_the_class_token_sees_the_patches(fake_fashion_mnist):  # noqa: F811
+    # The class token is the first token: with a causal Hyena it would see only itself, and
+    # the logits could not depend on the image (the arena's Hyena sat at chance, 0.10).
+    directory, _ = fake_fashion_mnist
+    task = fashion_vit.task(directory, val_per_class=1)
+    vit = task.build_model("hyena", **TINY)
+    images = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
+    changed = 1.0 - images  # every patch changes; the class token does not
+
+    def logits(model, x):
+        return keras.ops.convert_to_numpy(model(x))
+
+    tolerance = TOLERANCES["causality"]
+    assert np.abs(logits(vit, images) - logits(vit, changed)).max() > 100 * tolerance
+    causal = task.build_model("hyena", token_mixer_kwargs={"causal": True}, **TINY)
+    assert np.abs(logits(causal, images) - logits(causal, changed)).max() <= tolerance
