@@ -65,8 +65,7 @@ def test_the_easy_task_draws_shorter_contours_than_the_arena_default():
     np.testing.assert_array_equal(
         easy["val"].inputs, easy_images.reshape(6, -1).astype(np.int32) + 1
     )
-    # Both difficulties draw the same number of contours; easy ones are 6 paddles, not 14,
-    # so fewer pixels are lit.
+    # Easy contours are 6 paddles, not 14 (distractors 2, not 4), so fewer pixels are lit.
     lit = {
         name: (splits["train"].inputs > 1).sum()
         for name, splits in (("easy", easy), ("hard", hard))
