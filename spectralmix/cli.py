@@ -487,7 +487,14 @@ def _add_ablate(commands) -> argparse.ArgumentParser:
         "others to the model; KEY.SUB=VALUE sets one key of a dict option",
     )
     ablate.add_argument("--updates", type=_positive_int, required=True, metavar="N")
-    ablate.add_argument("--seeds", type=_integer, nargs="+", default=[0, 1, 2], metavar="S")
+    ablate.add_argument(
+        "--seeds",
+        type=_integer,
+        nargs="+",
+        default=[0, 1, 2],
+        metavar="S",
+        help="training seeds, each variant once per seed (one seed: a quick look, no interval)",
+    )
     ablate.add_argument("--out", required=True, help="directory (re-run to resume)")
     ablate.add_argument("--data", help="the task's data (default: its reader's own search)")
     ablate.add_argument("--limit", type=_positive_int, help="first N examples (smoke)")

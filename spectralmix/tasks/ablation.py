@@ -1,5 +1,5 @@
-"""Validation-only ablations: variants of one task's model or training, each trained with
-several seeds for the same number of updates, compared on the validation split.
+"""Validation-only ablations: variants of one task's model or training, each trained once
+per seed for the same number of updates, compared on the validation split.
 
 The arena compares mixers and reads each pair's test split once. An ablation asks why two
 of them differ (a smaller filter, another pooling, another learning rate) and must not spend
@@ -91,7 +91,6 @@ def run(
     import keras
 
     from spectralmix.tasks import checkpointing, harness
-    from spectralmix.tasks.arena import seed_summary
     from spectralmix.tasks.registry import make_task
 
     parsed = [parse_variant(v) if isinstance(v, str) else dict(v) for v in variants]
@@ -99,8 +98,8 @@ def run(
     if not parsed or len(set(names)) != len(names):
         raise ValueError(f"variants must be given, each name once. Received: {names}")
     seeds = [validation.integer("seeds", s, minimum=0) for s in seeds]
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be two or more distinct seeds. Received: {seeds}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be one or more distinct seeds. Received: {seeds}")
     updates = validation.positive_int("updates", updates)
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
@@ -131,18 +130,8 @@ def run(
                     **variant["training"],
                 )
             runs.append({"seed": seed, **_run_fields(metrics, metric)})
-        scores = [r[metric] for r in runs]
-        summary = seed_summary(scores)
-        summaries.append(
-            {
-                **variant,
-                "metric": metric,
-                "mean": round(summary["mean"], 4),
-                "sd": round(summary["sd"], 4),
-                "ci95_over_seeds": [round(summary["low"], 4), round(summary["high"], 4)],
-                "runs": runs,
-            }
-        )
+        summaries.append({**variant, "metric": metric, **_over_seeds([r[metric] for r in runs])})
+        summaries[-1]["runs"] = runs
     record = {
         "task": task_name,
         "updates": updates,
@@ -156,6 +145,21 @@ def run(
     table = os.path.join(out, "results.md")
     checkpointing.atomic_write_text(table, markdown(record))
     return {"results": results, "table": table, "variants": summaries}
+
+
+def _over_seeds(scores: Sequence[float]) -> dict[str, Any]:
+    """The mean, and with two seeds or more the standard deviation and the 95% t-interval
+    over the seeds; one seed has neither (`None`), a quick look rather than a comparison."""
+    from spectralmix.tasks.arena import seed_summary
+
+    if len(scores) == 1:
+        return {"mean": round(float(scores[0]), 4), "sd": None, "ci95_over_seeds": None}
+    summary = seed_summary(scores)
+    return {
+        "mean": round(summary["mean"], 4),
+        "sd": round(summary["sd"], 4),
+        "ci95_over_seeds": [round(summary["low"], 4), round(summary["high"], 4)],
+    }
 
 
 def _run_fields(metrics: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -175,10 +179,14 @@ def markdown(record: dict[str, Any]) -> str:
         settings = {**v["model_options"], **v["training"]}
         shown = ", ".join(f"{k}={json.dumps(x)}" for k, x in settings.items()) or "defaults"
         runs = v["runs"]
-        low, high = v["ci95_over_seeds"]
+        if v["sd"] is None:
+            score, interval = f"{v['mean']:.4f} (one seed)", "none (one seed)"
+        else:
+            low, high = v["ci95_over_seeds"]
+            score, interval = f"{v['mean']:.4f} ± {v['sd']:.4f}", f"[{low:.4f}, {high:.4f}]"
         lines.append(
-            f"| {v['name']} | {v['model']} | {shown} | {len(runs)} | {v['mean']:.4f} ± "
-            f"{v['sd']:.4f} | [{low:.4f}, {high:.4f}] | {runs[0]['updates']:,} "
+            f"| {v['name']} | {v['model']} | {shown} | {len(runs)} | {score} | {interval} "
+            f"| {runs[0]['updates']:,} "
             f"| {statistics.fmean(r['train_cpu_seconds'] for r in runs):,.0f} "
             f"| {runs[0]['parameters']:,} |"
         )

@@ -44,8 +44,8 @@ def test_a_bad_variant_names_what_was_received(text, error, message):
     [
         ({"variants": ["a=fnet", "a=fnet:hidden_dim=16"]}, "each name once"),
         ({"variants": []}, "each name once"),
-        ({"seeds": [0]}, "two or more distinct"),
-        ({"seeds": [1, 1]}, "two or more distinct"),
+        ({"seeds": []}, "one or more distinct"),
+        ({"seeds": [1, 1]}, "one or more distinct"),
         ({"updates": 0}, "updates"),
     ],
 )
@@ -53,6 +53,35 @@ def test_run_rejects_bad_arguments(kwargs, message, tmp_path):
     arguments = {"variants": ["a=fnet"], "seeds": [0, 1], "updates": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
         ablation.run("recall_256", out=tmp_path, **arguments)
+
+
+def test_one_seed_is_a_score_without_spread_and_two_are_summarised():
+    assert ablation._over_seeds([0.61]) == {"mean": 0.61, "sd": None, "ci95_over_seeds": None}
+    # Two seeds: mean 0.6, sample sd 0.1·√2/2, t(1) = 12.706 (hand-computed).
+    two = ablation._over_seeds([0.55, 0.65])
+    assert two["mean"] == 0.6
+    assert two["sd"] == pytest.approx(0.0707, abs=1e-4)
+    assert two["ci95_over_seeds"] == pytest.approx([-0.0353, 1.2353], abs=1e-4)
+    run = {"seed": 0, "updates": 5, "train_cpu_seconds": 2.0, "parameters": 1234}
+    record = {
+        "variants": [
+            {
+                "name": "a",
+                "model": "fnet",
+                "model_options": {},
+                "training": {},
+                "metric": "val_accuracy",
+                "mean": 0.61,
+                "sd": None,
+                "ci95_over_seeds": None,
+                "runs": [run],
+            }
+        ]
+    }
+    row = ablation.markdown(record).splitlines()[2]
+    assert (
+        row == "| a | fnet | defaults | 1 | 0.6100 (one seed) | none (one seed) | 5 | 2 | 1,234 |"
+    )
 
 
 @pytest.mark.slow
