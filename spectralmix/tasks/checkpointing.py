@@ -6,12 +6,18 @@ name, the best validation score) and the `.keras` files it names. Each epoch wri
 `.keras` file under a temporary name, renames it into place, then replaces `state.json`
 the same way; only then is the previous checkpoint deleted. Whatever moment a run is
 killed at, `state.json` names a complete checkpoint and the epoch it was taken after.
+
+`best.keras`, the model of the best validation score, is a copy of that epoch's checkpoint
+made after `state.json` names the epoch as the best. A run killed between the two is
+repaired when it resumes: the best epoch is then the last one, whose checkpoint is copied
+again (`restore_best`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from typing import Any
@@ -49,6 +55,28 @@ def atomic_save_model(model: keras.Model, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_copy(source: str, path: str) -> None:
+    """Copies `source` to `path` through a temporary file in the same directory and a rename."""
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def restore_best(run_dir: str, state: dict[str, Any]) -> None:
+    """Makes `best.keras` the best epoch's model again when the best epoch is the last
+    checkpointed one (a run killed after `state.json` named it, before the copy was made).
+    An earlier best epoch's copy was completed before any later epoch started."""
+    if state.get("checkpoint") and state.get("best_epoch") == state.get("epochs_done"):
+        atomic_copy(os.path.join(run_dir, state["checkpoint"]), os.path.join(run_dir, BEST_FILE))
 
 
 def read_state(run_dir: str) -> dict[str, Any] | None:
@@ -140,6 +168,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._cpu_start = None
         self._steps_this_epoch = 0
         os.makedirs(run_dir, exist_ok=True)
+        if state is not None:
+            restore_best(run_dir, state)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start, self._cpu_start = time.perf_counter(), time.process_time()
@@ -173,11 +203,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
             or (score > state["best"] if self.mode == "max" else score < state["best"])
         )
         if better:
-            atomic_save_model(self.model, os.path.join(self.run_dir, BEST_FILE))
             state["best"], state["best_epoch"] = score, epoch + 1
         name = f"epoch-{epoch + 1:04d}.keras"
         atomic_save_model(self.model, os.path.join(self.run_dir, name))
         previous, state["checkpoint"], state["epochs_done"] = state["checkpoint"], name, epoch + 1
         atomic_write_text(os.path.join(self.run_dir, STATE_FILE), json.dumps(state, indent=1))
+        if better:  # after the state names it: a kill in between is repaired on resume
+            atomic_copy(os.path.join(self.run_dir, name), os.path.join(self.run_dir, BEST_FILE))
         if previous and previous != name:
             os.remove(os.path.join(self.run_dir, previous))

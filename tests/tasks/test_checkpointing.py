@@ -59,3 +59,33 @@ def test_mode_min_keeps_the_lowest_score_from_a_validation_callback(tmp_path):
     assert (state["best"], state["best_epoch"]) == (1.0, 2)
     with pytest.raises(ValueError, match="mode='lowest'"):
         checkpointing.EpochCheckpoint(str(tmp_path), mode="lowest")
+
+
+def test_a_kill_before_the_best_copy_is_repaired_on_resume(tmp_path, monkeypatch):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    run_dir = str(tmp_path)
+    callback = checkpointing.EpochCheckpoint(run_dir)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_accuracy": 0.5})
+    first = model.get_weights()
+    model.set_weights([w + 1.0 for w in first])  # the second epoch's (better) model
+
+    class Killed(Exception):
+        pass
+
+    def killed(source, path):
+        raise Killed
+
+    monkeypatch.setattr(checkpointing, "atomic_copy", killed)
+    with pytest.raises(Killed):
+        callback.on_epoch_end(1, {"val_accuracy": 0.6})
+    monkeypatch.undo()
+    state = checkpointing.read_state(run_dir)
+    assert (state["best_epoch"], state["epochs_done"]) == (2, 2)
+    stale = keras.saving.load_model(os.path.join(run_dir, checkpointing.BEST_FILE))
+    np.testing.assert_array_equal(stale.get_weights()[0], first[0])  # the kill's damage
+    checkpointing.EpochCheckpoint(run_dir, state)  # what a resumed run builds
+    best = keras.saving.load_model(os.path.join(run_dir, checkpointing.BEST_FILE))
+    for a, b in zip(best.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
