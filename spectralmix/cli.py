@@ -226,7 +226,12 @@ def _add_train_lm(tasks) -> argparse.ArgumentParser:
     lm.add_argument(
         "--limit", type=_positive_int, help="use the first N documents of each split (smoke)"
     )
-    lm.add_argument("--seed", type=_integer, default=0)
+    lm.add_argument(
+        "--seed",
+        type=_integer,
+        default=0,
+        help="seed of the split into documents, the windows' order and the initial weights",
+    )
     lm.add_argument("--quiet", action="store_true", help="no progress bar")
     return lm
 

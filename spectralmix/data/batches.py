@@ -75,7 +75,7 @@ def make_batches(
     *,
     bounds: Sequence[int] | None = None,
     shuffle: bool = False,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     multiple_of: int = 1,
 ) -> list[tuple[int, np.ndarray]]:
     """Groups example indices into batches of at most `batch_size` whose lengths share a bucket.
@@ -181,10 +181,11 @@ def dataset(
     `extra_tokens` (a class token the model prepends) is a multiple of it
     (`padded_length`). `ArrayData` keeps its shape.
 
-    With `shuffle`, epoch `e` uses the batch plan seeded by `seed + e`, so a run resumed at
-    `start_epoch` sees the batches an uninterrupted one would. `augment(example, rng)` is
-    applied to every example, seeded by `(seed, epoch, batch index)`. `multiple_of`: see
-    `make_batches`.
+    With `shuffle`, epoch `e` uses the batch plan seeded by `(seed, e)`, so a run resumed at
+    `start_epoch` sees the batches an uninterrupted one would (in the same order: train with
+    `fit(shuffle=False)`, or Keras reorders them), and two seeds' plans are independent.
+    `augment(example, rng)` is applied to every example, seeded by `(seed, epoch, batch
+    index)`. `multiple_of`: see `make_batches`.
     """
     import keras
 
@@ -204,7 +205,7 @@ def dataset(
                 step=step,
                 max_length=max_length,
                 shuffle=shuffle,
-                seed=seed + self.epoch,
+                seed=(seed, self.epoch),
                 multiple_of=multiple_of,
             )
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -46,6 +47,11 @@ def parse_variant(text: str) -> dict[str, Any]:
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
         raise ValueError(f"A variant is NAME=MIXER[:KEY=VALUE,...]. Received: {text!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        raise ValueError(
+            "A variant's NAME names its directory: letters, digits and _ . + - (not first). "
+            f"Received: {name!r} in {text!r}"
+        )
     model, _, settings = rest.partition(":")
     model = get_token_mixer(model).token_mixer_name
     model_options: dict[str, Any] = {}
@@ -110,24 +116,25 @@ def run(
         runs = []
         for seed in seeds:
             path = os.path.join(out, variant["name"], f"seed-{seed}")
-            done = os.path.join(path, "metrics.json")
-            if os.path.exists(done):
-                with open(done, encoding="utf-8") as f:
-                    metrics = json.load(f)
-            else:
+            options = {
+                "model": variant["model"],
+                "updates": updates,
+                "seed": seed,
+                "limit": limit,
+                "model_options": variant["model_options"],
+                **variant["training"],
+            }
+            # A finished run is reused only if it was made with these settings.
+            metrics = harness.finished_metrics(task, path, **options)
+            if metrics is None:
                 keras.backend.clear_session()
                 metrics = harness.train(
                     task,
                     path,
-                    model=variant["model"],
-                    updates=updates,
-                    seed=seed,
-                    limit=limit,
-                    model_options=variant["model_options"],
                     read_test=False,
                     resume=os.path.exists(os.path.join(path, "state.json")),
                     verbose=verbose,
-                    **variant["training"],
+                    **options,
                 )
             runs.append({"seed": seed, **_run_fields(metrics, metric)})
         summaries.append({**variant, "metric": metric, **_over_seeds([r[metric] for r in runs])})

@@ -30,6 +30,7 @@ import math
 import multiprocessing
 import os
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -133,6 +134,12 @@ def _cell(spec: dict[str, Any]) -> None:
     log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 2)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    _train_pair(spec)
+
+
+def _train_pair(spec: dict[str, Any]) -> None:
+    """Trains one pair (resuming its run); a failure is written to the pair's failure.json
+    and raised, an interruption exits with `INTERRUPTED` and writes nothing."""
     from spectralmix.tasks import checkpointing
 
     try:
@@ -147,13 +154,29 @@ def _cell(spec: dict[str, Any]) -> None:
             resume=checkpointing.read_state(run_dir) is not None,
             **spec["train_options"],
         )
+    except KeyboardInterrupt:
+        # Interrupted, not failed: no failure.json, so running the command again resumes.
+        sys.exit(INTERRUPTED)
     except BaseException as error:
         text = f"{type(error).__name__}: {error}"
-        failure = {"error": " ".join(text.split())[:500], "out_of_memory": _looks_like_oom(text)}
+        failure = {
+            "error": " ".join(text.split())[:500],
+            "out_of_memory": _looks_like_oom(text),
+            "train_options": _defining(spec["train_options"]),
+        }
         checkpointing.atomic_write_text(
             os.path.join(spec["run_dir"], "failure.json"), json.dumps(failure)
         )
         raise
+
+
+#: A pair's exit status when it was interrupted (Ctrl-C): the shell's 128 + SIGINT.
+INTERRUPTED = 128 + signal.SIGINT
+
+
+def _defining(train_options: dict[str, Any]) -> dict[str, Any]:
+    """The options that define a pair's run (not `verbose`), as JSON stores them."""
+    return json.loads(json.dumps({k: v for k, v in train_options.items() if k != "verbose"}))
 
 
 def _looks_like_oom(text: str) -> bool:
@@ -228,9 +251,11 @@ def run(
     if updates is not None:
         updates = validation.positive_int("updates", updates)
     if seeds is not None:
-        seeds = [validation.integer("seeds", s) for s in seeds]
+        seeds = [validation.integer("seeds", s, minimum=0) for s in seeds]
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, at least one. Received: seeds={seeds}")
+    seed = validation.integer("seed", seed, minimum=0)
+    test_examples = validation.optional_positive_int("test_examples", test_examples)
     memory_limit_gib = harness.positive_number(
         "memory_limit_gib", memory_limit_gib or default_memory_limit_gib()
     )
@@ -295,6 +320,28 @@ def run(
                     verbose=verbose,
                 )
             for train_seed in seeds or [seed]:
+                if tuning is not None and chosen is None:  # every trial failed
+                    statuses = {t["status"] for t in tuning["trials"]}
+                    cell = {
+                        "status": "out_of_memory" if statuses == {"out_of_memory"} else "failed",
+                        "error": "every tuning trial failed: " + ", ".join(sorted(statuses)),
+                        "task": task_name,
+                        "model": model,
+                        "backend": backend,
+                        "sequence_length": task.sequence_length,
+                        "micro_batch": batch_size // accumulate,
+                        "memory_limit_gib": memory_limit_gib,
+                        "tuning": tuning,
+                        **_metric_field(task),
+                        **({"seed": train_seed} if seeds is not None else {}),
+                    }
+                    cells.append(cell)
+                    if emit:
+                        emit(cell)
+                    paths = _write_results(
+                        out, cells, cpu_budget, memory_limit_gib, backend, updates
+                    )
+                    continue
                 run_dir = os.path.join(out, task_name, model)
                 if seeds is not None:
                     run_dir = os.path.join(run_dir, f"seed-{train_seed}")
@@ -370,17 +417,17 @@ def _tune(task, base, budget, tune_dir, *, model, accumulate, limit, seed, verbo
             score = cell.get(f"val_{metric}") if cell["status"] == "done" else None
             trials.append({**settings, f"val_{metric}": score, "status": cell["status"]})
     scored = [t for t in trials if t[f"val_{metric}"] is not None]
-    if not scored:
-        raise RuntimeError(f"Every tuning trial of {task.name}/{model} failed: {trials}")
-    pick = max if harness.METRICS[metric] == "max" else min
-    best = pick(scored, key=lambda t: t[f"val_{metric}"])
-    chosen = {"learning_rate": best["learning_rate"], "model_options": best["model_options"]}
-    return chosen, {
+    record = {
         "grid": {k: list(v) for k, v in TUNING_GRID.items()},
         "fraction": TUNING_FRACTION,
         "trials": trials,
-        "chosen": chosen,
     }
+    if not scored:  # the pair is recorded as failed (or out of memory), the arena goes on
+        return None, {**record, "chosen": None}
+    pick = max if harness.METRICS[metric] == "max" else min
+    best = pick(scored, key=lambda t: t[f"val_{metric}"])
+    chosen = {"learning_rate": best["learning_rate"], "model_options": best["model_options"]}
+    return chosen, {**record, "chosen": chosen}
 
 
 def _refusal(task: harness.Task, model: str) -> str | None:
@@ -407,6 +454,17 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
     failure_path = os.path.join(run_dir, "failure.json")
     accumulate = spec["train_options"]["accumulate"]
     micro_batch = task.train_defaults["batch_size"] // accumulate
+    # A finished or failed pair is reused only under the arguments it ran with.
+    harness.finished_metrics(task, run_dir, **spec["train_options"])
+    if os.path.isfile(failure_path):
+        with open(failure_path, encoding="utf-8") as f:
+            recorded = json.load(f).get("train_options")
+        if recorded is not None and recorded != _defining(spec["train_options"]):
+            raise ValueError(
+                f"{run_dir!r} holds a failed pair run with other options; choose another "
+                f"--out or remove its failure.json. Received: {_defining(spec['train_options'])}"
+                f"; the pair had {recorded}"
+            )
     if not os.path.isfile(metrics_path) and not os.path.isfile(failure_path):
         busy = _check_quiet(spec["task"], spec["train_options"]["model"])
         checkpointing.atomic_write_text(
@@ -415,12 +473,18 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
         process = multiprocessing.get_context("spawn").Process(target=_cell, args=(spec,))
         process.start()
         process.join()
+        if process.exitcode in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):
+            raise KeyboardInterrupt(
+                f"{spec['task']}/{spec['train_options']['model']} was interrupted (status "
+                f"{process.exitcode}); run the same command again to resume it"
+            )
         if process.exitcode and not os.path.isfile(failure_path):
             log = _tail(spec["log"])
             failure = {
                 "error": f"the process ended with status {process.exitcode}: "
                 + " ".join(log.split()[-40:]),
                 "out_of_memory": process.exitcode == -9 or _looks_like_oom(log),
+                "train_options": _defining(spec["train_options"]),
             }
             checkpointing.atomic_write_text(failure_path, json.dumps(failure))
     machine_path = os.path.join(run_dir, "machine.json")

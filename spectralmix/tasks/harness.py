@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -432,6 +433,16 @@ def compile_model(
     return model
 
 
+def _non_negative(name: str, value):
+    """`value` if it is a finite number >= 0; else a `ValueError` naming `name` and the value
+    (kept as given, an int stays an int, so that runs resume with equal arguments)."""
+    if isinstance(value, bool) or not (
+        isinstance(value, int | float) and math.isfinite(value) and value >= 0
+    ):
+        raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
+    return value
+
+
 def positive_number(name: str, value, *, allow_none: bool = False):
     """`value` if it is a finite number > 0 (or None, with `allow_none`); else a `ValueError`
     naming `name` and the value."""
@@ -620,6 +631,51 @@ def train(
     return metrics
 
 
+#: `train`'s keyword arguments that define a run (what a resumed or reused run must repeat).
+RUN_KEYS = (
+    "model",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "warmup_steps",
+    "weight_decay",
+    "augment",
+    "accumulate",
+    "cpu_budget",
+    "limit",
+    "seed",
+    "model_options",
+    "updates",
+)
+
+
+#: `train`'s parameters, taken when the module loads (their defaults fill a reused run's).
+_TRAIN_PARAMETERS = inspect.signature(train).parameters
+
+
+def finished_metrics(task: Task, out: str | os.PathLike, **train_kwargs) -> dict | None:
+    """The metrics of the finished run in `out` if it was made with the arguments that
+    `train(task, out, **train_kwargs)` would use; None if `out` holds no finished run.
+    Raises `ValueError` if it holds one made with other arguments, so that a caller that
+    reuses finished runs (the arena, ablations) never reports them under settings they did not
+    have. Keys of `train_kwargs` that do not define a run (`verbose`, `read_test`) are ignored.
+    """
+    path = os.path.join(os.fspath(out), "metrics.json")
+    if not os.path.isfile(path):
+        return None
+    given = {k: train_kwargs.get(k, _TRAIN_PARAMETERS[k].default) for k in RUN_KEYS}
+    arguments = json.loads(json.dumps(_run_arguments(task, **given)))
+    with open(path, encoding="utf-8") as f:
+        metrics = json.load(f)
+    if metrics.get("arguments") != arguments:
+        raise ValueError(
+            f"{os.fspath(out)!r} holds a finished run made with other arguments; choose "
+            f"another directory or remove it. Received: {arguments}; the run has "
+            f"{metrics.get('arguments')}"
+        )
+    return metrics
+
+
 def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, Any]:
     """The run's arguments, checked, with `task.train_defaults` for those left None: what a
     resumed run must repeat."""
@@ -633,7 +689,9 @@ def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, An
     epochs = validation.positive_int("epochs", default("epochs"))
     batch_size = validation.positive_int("batch_size", default("batch_size"))
     learning_rate = positive_number("learning_rate", default("learning_rate"))
-    augment = bool(defaults.get("augment", False) if given["augment"] is None else given["augment"])
+    augment = validation.boolean(
+        "augment", defaults.get("augment", False) if given["augment"] is None else given["augment"]
+    )
     if augment and task.augment is None:
         raise ValueError(f"The {task.name} task has no augmentation. Received: augment=True")
     model = get_token_mixer(model).token_mixer_name
@@ -650,13 +708,13 @@ def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, An
         "epochs": epochs,
         "batch_size": batch_size,
         "learning_rate": learning_rate,
-        "warmup_steps": default("warmup_steps"),
-        "weight_decay": default("weight_decay"),
+        "warmup_steps": validation.integer("warmup_steps", default("warmup_steps"), minimum=0),
+        "weight_decay": _non_negative("weight_decay", default("weight_decay")),
         "augment": augment,
         "accumulate": accumulate,
-        "limit": given["limit"],
+        "limit": validation.optional_positive_int("limit", given["limit"]),
         "cpu_budget": positive_number("cpu_budget", given["cpu_budget"], allow_none=True),
-        "seed": given["seed"],
+        "seed": validation.integer("seed", given["seed"], minimum=0),
         "model_options": {**task.model_defaults, **(model_options or {})},
         "source": dict(task.source),
         # Only when given: runs made before `updates` existed resume with their arguments.
@@ -786,6 +844,9 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose, token_multip
     if "updates" in arguments:
         callbacks.append(checkpointing.UpdateBudget(checkpoint, total_steps * accumulate))
     if start_epoch < epochs and not (state and state["stopped_by_budget"]):
+        # shuffle=False: the batches' own plan shuffles, seeded per epoch. Keras's default
+        # reshuffles the batch order from Python's global RNG, which a resumed run reaches in
+        # another state, so it would train on another order than an uninterrupted run.
         classifier.fit(
             train_batches,
             epochs=epochs,
@@ -793,6 +854,7 @@ def _fit(task, splits, out, state, arguments, *, replicas, verbose, token_multip
             validation_data=val_batches,
             callbacks=callbacks,
             verbose=verbose,
+            shuffle=False,
         )
     return checkpoint, start_epoch, total_steps
 

@@ -71,3 +71,21 @@ def test_dataset_refuses_a_bad_length_multiple():
     data = batches.SequenceData([np.ones(3, np.int32)], np.zeros(1, np.int32))
     with pytest.raises(ValueError, match="length_multiple=0"):
         batches.dataset(data, 1, length_multiple=0)
+
+
+def _epoch_plans(seed, start_epoch, epochs):
+    data = batches.ArrayData(np.arange(64, dtype=np.int32)[:, None], np.zeros(64, np.int32))
+    loader = batches.dataset(data, 8, shuffle=True, seed=seed, start_epoch=start_epoch)
+    plans = []
+    for _ in range(epochs):
+        plans.append([loader[i][0][:, 0].tolist() for i in range(len(loader))])
+        loader.on_epoch_end()
+    return plans
+
+
+def test_a_resumed_dataset_repeats_the_epochs_and_seeds_are_independent():
+    whole = _epoch_plans(seed=0, start_epoch=0, epochs=3)
+    assert _epoch_plans(seed=0, start_epoch=1, epochs=2) == whole[1:]
+    assert whole[0] != whole[1]
+    # Seed 1's first epoch is not seed 0's second (a plan seeded by seed + epoch made them so).
+    assert _epoch_plans(seed=1, start_epoch=0, epochs=1)[0] not in whole

@@ -31,6 +31,8 @@ def test_a_variant_splits_training_keys_from_model_options():
         ("=fnet", ValueError, "NAME=MIXER"),
         ("v=fnet:hidden_dim", ValueError, "KEY=VALUE. Received: 'hidden_dim'"),
         ("v=no_such_mixer", ValueError, "no_such_mixer"),
+        ("../out=fnet", ValueError, "names its directory. .* Received: '../out'"),
+        ("/tmp/a=fnet", ValueError, "names its directory"),
         (3, TypeError, "Received: 3"),
     ],
 )
@@ -124,3 +126,9 @@ def test_run_scores_validation_only_summarises_seeds_and_reuses_finished_runs(
         "recall_256", variants, tmp_path, seeds=[0, 1], updates=2, limit=8, verbose=0
     )
     assert again["variants"] == paths["variants"]
+    # The same names with other settings are not reused under the new settings.
+    changed = ["base=fnet", "narrow=fnet:hidden_dim=24,learning_rate=0.002"]
+    with pytest.raises(ValueError, match="other arguments"):
+        ablation.run("recall_256", changed, tmp_path, seeds=[0, 1], updates=2, limit=8)
+    with pytest.raises(ValueError, match="other arguments"):
+        ablation.run("recall_256", variants, tmp_path, seeds=[0, 1], updates=3, limit=8)

@@ -230,6 +230,93 @@ def test_run_trains_each_pair_in_its_own_process_and_reuses_finished_ones(tmp_pa
     again = arena.run(["pathfinder"], ["fftnet"], out, cpu_budget=1e-3, limit=8, verbose=0)
     with open(again["results"]) as f:
         assert json.load(f)["cells"] == [cell]
+    # Not reused under another budget: it would be reported as a run it was not.
+    with pytest.raises(ValueError, match="other arguments"):
+        arena.run(["pathfinder"], ["fftnet"], out, cpu_budget=2e-3, limit=8, verbose=0)
+
+
+class _ExitedProcess:
+    """Stands for a pair's child process that ends at once with `exitcode`."""
+
+    def __init__(self, exitcode):
+        self.exitcode = exitcode
+
+    def __call__(self, *args, **kwargs):  # the context's Process(...)
+        return self
+
+    def start(self):
+        pass
+
+    def join(self):
+        pass
+
+
+@pytest.mark.parametrize("exitcode", [arena.INTERRUPTED, -2, -15])
+def test_an_interrupted_pair_is_not_recorded_as_failed(tmp_path, monkeypatch, exitcode):
+    monkeypatch.setattr(arena, "busy_cores", lambda: 0.0)
+    process = _ExitedProcess(exitcode)
+    context = type("Context", (), {"Process": process})
+    monkeypatch.setattr(arena.multiprocessing, "get_context", lambda method: context)
+    with pytest.raises(KeyboardInterrupt, match="run the same command again"):
+        arena.run(["pathfinder"], ["fftnet"], tmp_path, cpu_budget=1, limit=4, verbose=0)
+    assert not os.path.exists(tmp_path / "pathfinder" / "fftnet" / "failure.json")
+
+
+def test_the_child_exits_as_interrupted_on_ctrl_c_and_records_other_failures(tmp_path, monkeypatch):
+    spec = {
+        "task": "pathfinder",
+        "task_options": {},
+        "modules": [],
+        "run_dir": str(tmp_path),
+        "train_options": {"model": "fftnet", "cpu_budget": 1, "verbose": 0},
+    }
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(arena, "make_task", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        arena._train_pair(spec)
+    assert exited.value.code == arena.INTERRUPTED
+    assert not os.path.exists(tmp_path / "failure.json")
+
+    def broken(*args, **kwargs):
+        raise ValueError("no such data")
+
+    monkeypatch.setattr(arena, "make_task", broken)
+    with pytest.raises(ValueError, match="no such data"):
+        arena._train_pair(spec)
+    with open(tmp_path / "failure.json") as f:
+        failure = json.load(f)
+    assert failure["error"] == "ValueError: no such data"
+    assert failure["train_options"] == {"model": "fftnet", "cpu_budget": 1}
+
+
+def test_a_pair_whose_tuning_trials_all_fail_is_recorded_and_the_arena_goes_on(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(arena, "TUNING_GRID", {"learning_rate": (1e-3,), "hidden_dim": (8, 16)})
+    ran = []
+
+    def run_cell(spec, task):
+        ran.append((spec["train_options"]["model"], spec["train_options"].get("read_test")))
+        if spec["train_options"]["model"] == "attention":
+            return {"status": "out_of_memory", "error": "Out of memory"}
+        return _cell(task="pathfinder", model="fnet", val_accuracy=0.5)
+
+    monkeypatch.setattr(arena, "_run_cell", run_cell)
+    paths = arena.run(
+        ["pathfinder"], ["attention", "fnet"], tmp_path, cpu_budget=1, tune=True, verbose=0
+    )
+    with open(paths["results"]) as f:
+        first, second = json.load(f)["cells"]
+    assert first["status"] == "out_of_memory"
+    assert "every tuning trial failed" in first["error"]
+    assert first["tuning"]["chosen"] is None
+    assert [t["status"] for t in first["tuning"]["trials"]] == ["out_of_memory"] * 2
+    # The attention pair's final run was not attempted; FNet's tuning and run were.
+    assert ran == [("attention", False)] * 2 + [("fnet", False)] * 2 + [("fnet", None)]
+    assert second["status"] == "done"
 
 
 def test_a_pair_that_fails_is_recorded_not_dropped(tmp_path):
@@ -245,6 +332,9 @@ def test_a_pair_that_fails_is_recorded_not_dropped(tmp_path):
     assert os.path.isfile(tmp_path / "pathfinder" / "fftnet" / "failure.json")
     row = arena.table([cell]).splitlines()[2]
     assert "out of memory" in row or "failed" in row
+    # The failure stands for those options only.
+    with pytest.raises(ValueError, match="failed pair run with other options"):
+        arena.run(["pathfinder"], ["fftnet"], tmp_path, cpu_budget=2, memory_limit_gib=0.2, limit=4)
 
 
 @pytest.mark.parametrize(
@@ -254,6 +344,9 @@ def test_a_pair_that_fails_is_recorded_not_dropped(tmp_path):
         ({"models": ["lstm"]}, "lstm"),
         ({"cpu_budget": -1}, "cpu_budget=-1"),
         ({"data": {"imdb": "x"}}, "imdb"),
+        ({"seeds": [0, -1]}, "seeds=-1"),
+        ({"seed": -2}, "seed=-2"),
+        ({"test_examples": 0}, "test_examples=0"),
     ],
 )
 def test_bad_arguments_name_the_value(tmp_path, kwargs, message):
