@@ -591,10 +591,10 @@ def train(
             "val_query_accuracy": round(state["best"], 4),
         }
     else:
+        # At the training step's batch, the one the memory plan made fit: attention's scores
+        # grow with the batch, so a larger one could exceed the plan after training is done.
         test = scored(
-            count_correct(
-                best, splits["test"], max(step_batch, 8), task.bucket_step, task.sequence_length
-            ),
+            count_correct(best, splits["test"], step_batch, task.bucket_step, task.sequence_length),
             len(splits["test"].labels),
         )
         scores = {

@@ -136,10 +136,20 @@ def test_accumulated_micro_batches_make_the_updates_of_whole_batches():
         np.testing.assert_allclose(a, b, rtol=TOLERANCES["float32_model"], atol=1e-6)
 
 
-def test_train_records_accumulation_in_steps_and_updates(tmp_path):
+def test_train_records_accumulation_in_steps_and_updates(tmp_path, monkeypatch):
+    counted = []
+    count_correct = harness.count_correct
+
+    def recording(model, data, batch_size, *args):
+        counted.append(batch_size)
+        return count_correct(model, data, batch_size, *args)
+
+    monkeypatch.setattr(harness, "count_correct", recording)
     metrics = harness.train(_toy_task(), str(tmp_path / "r"), accumulate=2, epochs=1, verbose=0)
     assert (metrics["steps"], metrics["updates"]) == (8, 4)
     assert metrics["arguments"]["accumulate"] == 2
+    # The test split is scored at the micro-batch the memory plan chose, not a larger one.
+    assert counted == [4]
 
 
 @pytest.mark.parametrize(
