@@ -271,6 +271,15 @@ def run(
 
     backend = keras.config.backend()
     cells = []
+
+    def record(cell):
+        """Keeps, prints and writes one cell; the files are rewritten after every pair, so
+        they hold every finished one at any time."""
+        cells.append(cell)
+        if emit:
+            emit(cell)
+        return _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
+
     for task_name in tasks:
         entry = get_task(task_name)
         task_options = {"data": data.get(entry.data), "seed": seed}
@@ -289,10 +298,7 @@ def run(
                     "sequence_length": task.sequence_length,
                     **_metric_field(task),
                 }
-                cells.append(cell)
-                if emit:
-                    emit(cell)
-                paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
+                paths = record(cell)
                 continue
             batch_size = task.train_defaults["batch_size"]
             accumulate = plan_accumulation(task, model, batch_size, memory_limit_gib * 2**30)
@@ -319,58 +325,41 @@ def run(
                     seed=seed,
                     verbose=verbose,
                 )
+            tuning_failed = None
+            if tuning is not None and chosen is None:  # every trial failed: no run to make
+                statuses = {t["status"] for t in tuning["trials"]}
+                tuning_failed = _failed_cell(
+                    task,
+                    out_of_memory=statuses == {"out_of_memory"},
+                    error="every tuning trial failed: " + ", ".join(sorted(statuses)),
+                    micro_batch=batch_size // accumulate,
+                    memory_limit_gib=memory_limit_gib,
+                )
             for train_seed in seeds or [seed]:
-                if tuning is not None and chosen is None:  # every trial failed
-                    statuses = {t["status"] for t in tuning["trials"]}
-                    cell = {
-                        "status": "out_of_memory" if statuses == {"out_of_memory"} else "failed",
-                        "error": "every tuning trial failed: " + ", ".join(sorted(statuses)),
-                        "task": task_name,
-                        "model": model,
-                        "backend": backend,
-                        "sequence_length": task.sequence_length,
-                        "micro_batch": batch_size // accumulate,
-                        "memory_limit_gib": memory_limit_gib,
-                        "tuning": tuning,
-                        **_metric_field(task),
-                        **({"seed": train_seed} if seeds is not None else {}),
-                    }
-                    cells.append(cell)
-                    if emit:
-                        emit(cell)
-                    paths = _write_results(
-                        out, cells, cpu_budget, memory_limit_gib, backend, updates
-                    )
-                    continue
-                run_dir = os.path.join(out, task_name, model)
-                if seeds is not None:
-                    run_dir = os.path.join(run_dir, f"seed-{train_seed}")
-                os.makedirs(run_dir, exist_ok=True)
-                spec = {
-                    **base,
-                    "run_dir": run_dir,
-                    "log": os.path.join(run_dir, "stderr.log"),
-                    "train_options": {
-                        "model": model,
+                if tuning_failed is not None:
+                    cell = dict(tuning_failed)
+                else:
+                    run_dir = os.path.join(out, task_name, model)
+                    if seeds is not None:
+                        run_dir = os.path.join(run_dir, f"seed-{train_seed}")
+                    spec = _pair_spec(
+                        base,
+                        run_dir,
+                        model=model,
                         **budget,
-                        "accumulate": accumulate,
-                        "limit": limit,
-                        "seed": train_seed,
-                        "verbose": verbose,
+                        accumulate=accumulate,
+                        limit=limit,
+                        seed=train_seed,
+                        verbose=verbose,
                         **chosen,
-                    },
-                }
-                cell = _run_cell(spec, task)
+                    )
+                    cell = _run_cell(spec, task)
                 cell.update(task=task_name, model=model, backend=backend)
                 if seeds is not None:
                     cell["seed"] = train_seed
                 if tuning is not None:
                     cell["tuning"] = tuning
-                cells.append(cell)
-                if emit:
-                    emit(cell)
-                # Rewritten after every run, so the files hold every finished one at any time.
-                paths = _write_results(out, cells, cpu_budget, memory_limit_gib, backend, updates)
+                paths = record(cell)
     return paths
 
 
@@ -396,23 +385,18 @@ def _tune(task, base, budget, tune_dir, *, model, accumulate, limit, seed, verbo
         for hidden_dim in TUNING_GRID["hidden_dim"]:
             settings = {"learning_rate": learning_rate, "model_options": {"hidden_dim": hidden_dim}}
             run_dir = os.path.join(tune_dir, f"lr={learning_rate:g},hidden_dim={hidden_dim}")
-            os.makedirs(run_dir, exist_ok=True)
-            spec = {
-                **base,
-                "run_dir": run_dir,
-                "log": os.path.join(run_dir, "stderr.log"),
-                "train_options": {
-                    "model": model,
-                    "cpu_budget": None,
-                    **trial_budget,
-                    "accumulate": accumulate,
-                    "limit": limit,
-                    "seed": seed,
-                    "verbose": verbose,
-                    "read_test": False,
-                    **settings,
-                },
-            }
+            spec = _pair_spec(
+                base,
+                run_dir,
+                model=model,
+                **{"cpu_budget": None, **trial_budget},
+                accumulate=accumulate,
+                limit=limit,
+                seed=seed,
+                verbose=verbose,
+                read_test=False,
+                **settings,
+            )
             cell = _run_cell(spec, task)
             score = cell.get(f"val_{metric}") if cell["status"] == "done" else None
             trials.append({**settings, f"val_{metric}": score, "status": cell["status"]})
@@ -428,6 +412,18 @@ def _tune(task, base, budget, tune_dir, *, model, accumulate, limit, seed, verbo
     best = pick(scored, key=lambda t: t[f"val_{metric}"])
     chosen = {"learning_rate": best["learning_rate"], "model_options": best["model_options"]}
     return chosen, {**record, "chosen": chosen}
+
+
+def _pair_spec(base: dict[str, Any], run_dir: str, **train_options) -> dict[str, Any]:
+    """What a pair's child process gets: `base`, its run directory (made here), its log and
+    the keyword arguments of its `harness.train`."""
+    os.makedirs(run_dir, exist_ok=True)
+    return {
+        **base,
+        "run_dir": run_dir,
+        "log": os.path.join(run_dir, "stderr.log"),
+        "train_options": train_options,
+    }
 
 
 def _refusal(task: harness.Task, model: str) -> str | None:
@@ -455,7 +451,7 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
     accumulate = spec["train_options"]["accumulate"]
     micro_batch = task.train_defaults["batch_size"] // accumulate
     # A finished or failed pair is reused only under the arguments it ran with.
-    harness.finished_metrics(task, run_dir, **spec["train_options"])
+    metrics = harness.finished_metrics(task, run_dir, **spec["train_options"])
     if os.path.isfile(failure_path):
         with open(failure_path, encoding="utf-8") as f:
             recorded = json.load(f).get("train_options")
@@ -465,7 +461,7 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
                 f"--out or remove its failure.json. Received: {_defining(spec['train_options'])}"
                 f"; the pair had {recorded}"
             )
-    if not os.path.isfile(metrics_path) and not os.path.isfile(failure_path):
+    if metrics is None and not os.path.isfile(failure_path):
         busy = _check_quiet(spec["task"], spec["train_options"]["model"])
         checkpointing.atomic_write_text(
             os.path.join(run_dir, "machine.json"), json.dumps({"busy_cores_before": busy})
@@ -492,19 +488,33 @@ def _run_cell(spec: dict[str, Any], task: harness.Task) -> dict[str, Any]:
     if os.path.isfile(machine_path):
         with open(machine_path, encoding="utf-8") as f:
             machine = json.load(f)
-    if os.path.isfile(metrics_path):
+    if metrics is None and os.path.isfile(metrics_path):  # made just now
         with open(metrics_path, encoding="utf-8") as f:
             metrics = json.load(f)
+    if metrics is not None:
         return {"status": "done", "micro_batch": micro_batch, **machine, **metrics}
     with open(failure_path, encoding="utf-8") as f:
         failure = json.load(f)
     return {
-        "status": "out_of_memory" if failure["out_of_memory"] else "failed",
-        "error": failure["error"],
+        **_failed_cell(
+            task,
+            out_of_memory=failure["out_of_memory"],
+            error=failure["error"],
+            micro_batch=micro_batch,
+            memory_limit_gib=spec["memory_limit_gib"],
+        ),
+        "arguments": {**spec["train_options"], "source": dict(task.source)},
+    }
+
+
+def _failed_cell(task, *, out_of_memory, error, micro_batch, memory_limit_gib) -> dict[str, Any]:
+    """A pair that did not finish: `"out_of_memory"` or `"failed"`, with what it tried."""
+    return {
+        "status": "out_of_memory" if out_of_memory else "failed",
+        "error": error,
         "sequence_length": task.sequence_length,
         "micro_batch": micro_batch,
-        "memory_limit_gib": spec["memory_limit_gib"],
-        "arguments": {**spec["train_options"], "source": dict(task.source)},
+        "memory_limit_gib": memory_limit_gib,
         **_metric_field(task),
     }
 

@@ -15,6 +15,7 @@ again (`restore_best`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,47 +29,41 @@ STATE_FILE = "state.json"
 BEST_FILE = "best.keras"
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes `text` to `path` through a temporary file in the same directory and a rename."""
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the result is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_save_model(model: keras.Model, path: str) -> None:
-    """`model.save(path)` (weights, config, optimizer state) through a temporary `.keras` file."""
+@contextlib.contextmanager
+def _replacing(path: str, suffix: str = ""):
+    """Yields a temporary path beside `path`; the file written there replaces `path` (an
+    ordinary 0o644 file: mkstemp makes it private) when the block ends, or is removed when it
+    raises, so `path` is never half-written."""
     handle, tmp = tempfile.mkstemp(
-        dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".keras"
+        dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=suffix
     )
     os.close(handle)
     try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_copy(source: str, path: str) -> None:
-    """Copies `source` to `path` through a temporary file in the same directory and a rename."""
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, tmp)
+        yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes `text` to `path` through a temporary file in the same directory and a rename."""
+    with _replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def atomic_save_model(model: keras.Model, path: str) -> None:
+    """`model.save(path)` (weights, config, optimizer state) through a temporary `.keras` file."""
+    with _replacing(path, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def atomic_copy(source: str, path: str) -> None:
+    """Copies `source` to `path` through a temporary file in the same directory and a rename."""
+    with _replacing(path) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def restore_best(run_dir: str, state: dict[str, Any]) -> None:

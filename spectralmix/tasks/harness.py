@@ -433,26 +433,20 @@ def compile_model(
     return model
 
 
-def _non_negative(name: str, value):
-    """`value` if it is a finite number >= 0; else a `ValueError` naming `name` and the value
-    (kept as given, an int stays an int, so that runs resume with equal arguments)."""
-    if isinstance(value, bool) or not (
-        isinstance(value, int | float) and math.isfinite(value) and value >= 0
-    ):
-        raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
-    return value
-
-
-def positive_number(name: str, value, *, allow_none: bool = False):
-    """`value` if it is a finite number > 0 (or None, with `allow_none`); else a `ValueError`
-    naming `name` and the value."""
+def positive_number(name: str, value, *, allow_none: bool = False, allow_zero: bool = False):
+    """`value` if it is a finite number > 0 (>= 0 with `allow_zero`; or None, with
+    `allow_none`); else a `ValueError` naming `name` and the value. The value is returned as
+    given (an int stays an int), so that runs resume with equal arguments."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not (
-        isinstance(value, int | float) and math.isfinite(value) and value > 0
+        isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
     ):
+        bound = ">= 0" if allow_zero else "positive"
         suffix = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be positive{suffix}. Received: {name}={value!r}")
+        raise ValueError(f"{name} must be {bound}{suffix}. Received: {name}={value!r}")
     return value
 
 
@@ -709,7 +703,7 @@ def _run_arguments(task: Task, *, model, model_options, **given) -> dict[str, An
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "warmup_steps": validation.integer("warmup_steps", default("warmup_steps"), minimum=0),
-        "weight_decay": _non_negative("weight_decay", default("weight_decay")),
+        "weight_decay": positive_number("weight_decay", default("weight_decay"), allow_zero=True),
         "augment": augment,
         "accumulate": accumulate,
         "limit": validation.optional_positive_int("limit", given["limit"]),
